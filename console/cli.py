@@ -1,0 +1,140 @@
+"""Argument parsing and dispatch. No logic of its own: each subcommand lives in
+`console/commands/<name>.py` as `main(args) -> int`, imported only when used so that
+quick commands (`validate`) never pay for the UI's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from console import __version__
+from console.errors import ConsoleError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"console: error: {message}\n")
+
+
+def _param(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. -p version=1.4.2)")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="console",
+        description="A keyboard-first terminal console for deployment workflows.",
+    )
+    parser.add_argument("--version", action="version", version=f"console {__version__}")
+    parser.add_argument("--theme", help="UI theme (dark, light, high-contrast, monochrome)")
+    parser.add_argument("--audit", metavar="PATH", help="audit file (default: XDG state dir)")
+    parser.set_defaults(command="ui", file=None, params=[], no_tui=False, resume=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text)
+
+    run = add("run", "run a workflow (the UI, or headless with --no-tui)")
+    run.add_argument("file", metavar="FILE")
+    run.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
+                     metavar="KEY=VALUE", help="a workflow param (repeatable)")
+    run.add_argument("--no-tui", action="store_true", help="run without the UI")
+    run.add_argument("--resume", metavar="RUN_ID", help="resume an earlier run of this workflow")
+    run.add_argument("--audit", metavar="PATH", help="audit file")
+    run.add_argument("--theme", help="UI theme")
+    run.add_argument("--grace", type=float, metavar="SECONDS",
+                     help="time between SIGTERM and SIGKILL when stopping a step (default 10)")
+    run.add_argument("--fsync-always", action="store_true", help="fsync every audit line")
+
+    validate = add("validate", "check workflow files; exit 0 if all are valid")
+    validate.add_argument("files", metavar="FILE", nargs="+")
+
+    plan = add("plan", "show each step, what it runs and the policy decision, without running")
+    plan.add_argument("file", metavar="FILE")
+    plan.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
+                      metavar="KEY=VALUE")
+    plan.add_argument("--as", dest="as_user", metavar="USER",
+                      help="show what USER could approve")
+
+    graph = add("graph", "draw the workflow's DAG in the terminal")
+    graph.add_argument("file", metavar="FILE")
+    graph.add_argument("--compact", action="store_true", help="the grouped form for large DAGs")
+
+    for name, verb in (("approve", "approve"), ("deny", "deny"), ("override", "override")):
+        action = add(name, f"{verb} a step waiting at a gate in a live run")
+        action.add_argument("run_id", metavar="RUN_ID")
+        action.add_argument("step", metavar="STEP")
+        action.add_argument("--reason", required=name != "approve", metavar="TEXT")
+
+    cancel = add("cancel", "cancel a live run, or one step of it")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("step", metavar="STEP", nargs="?")
+
+    status = add("status", "runs on this host and their state")
+    status.add_argument("run_id", metavar="RUN_ID", nargs="?")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--audit", metavar="PATH", help="audit file")
+
+    audit = add("audit", "verify, inspect and follow the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True,
+                                     parser_class=_Parser)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it is broken")
+    verify.add_argument("path", metavar="PATH", nargs="?")
+    verify.add_argument("--head", metavar="SEQ:HASH", help="a head kept elsewhere to check against")
+    head = audit_sub.add_parser("head", help="print the chain's head as SEQ:HASH")
+    head.add_argument("path", metavar="PATH", nargs="?")
+    tail = audit_sub.add_parser("tail", help="print the last events")
+    tail.add_argument("path", metavar="PATH", nargs="?")
+    tail.add_argument("-f", "--follow", action="store_true")
+    tail.add_argument("--run", dest="run_id", metavar="ID")
+    tail.add_argument("--json", action="store_true")
+    tail.add_argument("-n", "--lines", type=int, default=20, metavar="N")
+
+    add("schema", "print the JSON Schema of the workflow format")
+
+    init = add("init", "write a commented starter workflow")
+    init.add_argument("file", metavar="FILE", nargs="?", default="workflow.toml")
+    return parser
+
+
+_MODULES = {
+    "ui": "ui",
+    "run": "run",
+    "validate": "validate",
+    "plan": "plan",
+    "graph": "graph",
+    "approve": "control",
+    "deny": "control",
+    "override": "control",
+    "cancel": "control",
+    "status": "status",
+    "audit": "audit",
+    "schema": "schema",
+    "init": "init",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(f"console.commands.{_MODULES[args.command]}")
+    try:
+        code: int = module.main(args)
+    except ConsoleError as exc:
+        print(f"console: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("console: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    return code

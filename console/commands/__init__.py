@@ -1,0 +1,1 @@
+"""One module per CLI subcommand; cli.py only parses arguments and dispatches here."""

@@ -1,0 +1,1 @@
+"""Policy as code: rules, CEL conditions and the decisions they produce (no UI imports)."""

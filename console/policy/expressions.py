@@ -1,0 +1,94 @@
+"""CEL conditions (`when = '...'`): compiled once when the workflow loads.
+
+The context a condition sees is documented in docs/policy.md: `step`, `params`, `run`,
+`user` and `now`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+CONTEXT_VARIABLES = frozenset({"step", "params", "run", "user", "now"})
+_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+class ConditionSyntaxError(ValueError):
+    """A `when` expression does not compile. Carries the 1-based line/column inside it."""
+
+    def __init__(self, source: str, detail: str, line: int, column: int) -> None:
+        self.source = source
+        self.detail = detail
+        self.line = line
+        self.column = column
+        source_line = source.splitlines()[line - 1] if source.splitlines() else source
+        caret = " " * max(0, column - 1) + "^"
+        super().__init__(f"{detail}\n    {source_line}\n    {caret}")
+
+
+class ConditionEvaluationError(RuntimeError):
+    """A condition failed at run time (a missing field, a type mismatch): fail closed."""
+
+
+@dataclass(frozen=True)
+class CompiledCondition:
+    source: str
+    program: Any
+
+    def evaluate(self, context: Mapping[str, Any]) -> bool:
+        try:
+            result = self.program.execute(dict(context))
+        except Exception as exc:  # the CEL binding raises plain RuntimeError/TypeError
+            raise ConditionEvaluationError(f"`{self.source}` failed: {exc}") from exc
+        if not isinstance(result, bool):
+            raise ConditionEvaluationError(
+                f"`{self.source}` gave {result!r}, not true or false"
+            )
+        return result
+
+
+def compile_condition(source: str) -> CompiledCondition:
+    """Compile a CEL expression; unknown top-level variables are a compile error too."""
+    try:
+        program = cel.compile(source)
+    except Exception as exc:
+        text = str(exc)
+        found = _POSITION.search(text)
+        if found:
+            line, column, detail = int(found.group(1)), int(found.group(2)), found.group(3)
+        else:
+            line, column, detail = 1, 1, text.splitlines()[0] if text else "does not compile"
+        raise ConditionSyntaxError(source, detail, line, column) from None
+    unknown = _unknown_variables(program)
+    if unknown:
+        name = sorted(unknown)[0]
+        column = _column_of(source, name)
+        raise ConditionSyntaxError(
+            source,
+            f"unknown variable `{name}` — a condition can use "
+            + ", ".join(sorted(CONTEXT_VARIABLES)),
+            1,
+            column,
+        )
+    return CompiledCondition(source=source, program=program)
+
+
+def _unknown_variables(program: Any) -> set[str]:
+    """Top-level names the program reads that the context never provides.
+
+    Comprehension variables (`x` in `tags.exists(x, ...)`) show up among the variables
+    too, so a name counts as unknown only when it is not bound by a macro in the source.
+    """
+    names = set(program.variables())
+    bound = set(re.findall(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,",
+                           program.source() if callable(program.source) else str(program.source)))
+    return names - CONTEXT_VARIABLES - bound
+
+
+def _column_of(source: str, name: str) -> int:
+    found = re.search(rf"\b{re.escape(name)}\b", source)
+    return found.start() + 1 if found else 1

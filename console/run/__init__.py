@@ -1,0 +1,1 @@
+"""Running a workflow: events, state, executor, engine, control socket."""

@@ -1,0 +1,356 @@
+"""The event vocabulary: everything the engine says, as typed, immutable facts.
+
+Data flows one way: plan -> engine -> events -> sinks (audit log, UI bridge, CLI printer).
+Each event serialises to the audit line's `run`, `type`, `ts`, `step`, `actor` and `data`
+keys; `event_from_json` turns an audit record back into the same event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+StepOutcome = Literal["succeeded", "failed", "error", "cancelled"]
+RunOutcome = Literal["succeeded", "failed", "denied", "cancelled", "interrupted"]
+GateOutcome = Literal["approved", "denied", "overridden", "timed_out", "cancelled"]
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC with microseconds, the audit trail's timestamp format."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, as the operating system says: never from flags or env vars."""
+
+    user: str
+    uid: int
+    via: str  # "tui", "cli", "socket", "engine"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user, "uid": self.uid, "via": self.via}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Actor:
+        return cls(user=str(data["user"]), uid=int(data["uid"]), via=str(data["via"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event. Subclasses add their own fields, which become `data`."""
+
+    type: ClassVar[str] = ""
+    audited: ClassVar[bool] = True
+    # Written to disk with fsync before the engine acts on it.
+    durable: ClassVar[bool] = False
+
+    run: str
+    ts: str = field(default_factory=utc_now)
+    step: str | None = None
+    actor: Actor | None = None
+
+    def data(self) -> dict[str, Any]:
+        base = {"run", "ts", "step", "actor"}
+        return {
+            f.name: _to_jsonable(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in base
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"run": self.run, "type": self.type, "ts": self.ts, "data": self.data()}
+        if self.step is not None:
+            out["step"] = self.step
+        if self.actor is not None:
+            out["actor"] = self.actor.to_json()
+        return out
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+# --- run lifecycle ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run.started"
+    durable: ClassVar[bool] = True
+    workflow: str  # the workflow's name
+    workflow_path: str
+    file_hashes: Mapping[str, str]  # path -> SHA-256 of the workflow and each policy file
+    params: Mapping[str, Any]  # secret params masked
+    steps: tuple[str, ...]  # step ids in file order
+    user: str
+    uid: int
+    host: str
+    pid: int
+    version: str
+    concurrency: int
+    run_dir: str
+    resumed_from: str | None = None
+    control_socket: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    type: ClassVar[str] = "run.finished"
+    durable: ClassVar[bool] = True
+    outcome: RunOutcome
+    counts: Mapping[str, int]  # status -> number of steps
+    duration_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInterrupted(Event):
+    type: ClassVar[str] = "run.interrupted"
+    durable: ClassVar[bool] = True
+    signal: str  # "SIGTERM", "SIGHUP", "SIGINT"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockAcquired(Event):
+    type: ClassVar[str] = "lock.acquired"
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockReleased(Event):
+    type: ClassVar[str] = "lock.released"
+    name: str
+
+
+# --- steps -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepReady(Event):
+    type: ClassVar[str] = "step.ready"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepReused(Event):
+    """On --resume: the step succeeded in the earlier run and is not run again."""
+
+    type: ClassVar[str] = "step.reused"
+    from_run: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepSkipped(Event):
+    type: ClassVar[str] = "step.skipped"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStarted(Event):
+    type: ClassVar[str] = "step.started"
+    attempt: int
+    max_attempts: int
+    command: tuple[str, ...] | str  # argv (exec) or script (/bin/sh -c), secrets masked
+    log_path: str
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepOutput(Event):
+    """New output reached the step's log (not audited; the UI tails the log file)."""
+
+    type: ClassVar[str] = "step.output"
+    audited: ClassVar[bool] = False
+    attempt: int
+    log_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFinished(Event):
+    type: ClassVar[str] = "step.finished"
+    attempt: int
+    outcome: StepOutcome
+    exit_code: int | None
+    error: str | None  # why it could not start, was killed, timed out
+    duration_s: float
+    log_path: str
+    log_size: int
+    log_sha256: str
+    retry_in_s: float | None = None  # set when another attempt follows
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepDenied(Event):
+    """The step will not run: denied by policy, by a person, or by a gate timeout."""
+
+    type: ClassVar[str] = "step.denied"
+    durable: ClassVar[bool] = True
+    reason: str
+    policies: tuple[str, ...] = ()
+
+
+# --- gates -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateEvaluated(Event):
+    """The policy decision for a step, with every rule that matched and why."""
+
+    type: ClassVar[str] = "gate.evaluated"
+    durable: ClassVar[bool] = True
+    decision: Mapping[str, Any]  # console.policy.decision.Decision.to_json()
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateOpened(Event):
+    """The step waits for approvals."""
+
+    type: ClassVar[str] = "gate.opened"
+    durable: ClassVar[bool] = True
+    approvals_required: int
+    approvers: tuple[str, ...]
+    reason_required: bool
+    deadline: str | None  # RFC 3339; no decision by then means denied
+    approve_command: str  # what another engineer runs to approve
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalGiven(Event):
+    type: ClassVar[str] = "approval.given"
+    durable: ClassVar[bool] = True
+    reason: str | None
+    approvals: int  # counted so far, this one included
+    approvals_required: int
+    binding: Mapping[str, Any]  # run, step, uid and the file hashes this approval is for
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRefused(Event):
+    """Someone tried to approve, deny or override and was not allowed; says why."""
+
+    type: ClassVar[str] = "approval.refused"
+    durable: ClassVar[bool] = True
+    action: Literal["approve", "deny", "override", "cancel"]
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverrideGiven(Event):
+    type: ClassVar[str] = "override.given"
+    durable: ClassVar[bool] = True
+    reason: str
+    policies: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateClosed(Event):
+    type: ClassVar[str] = "gate.closed"
+    durable: ClassVar[bool] = True
+    outcome: GateOutcome
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelRequested(Event):
+    type: ClassVar[str] = "cancel.requested"
+    durable: ClassVar[bool] = True
+    target: Literal["step", "run"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryRequested(Event):
+    type: ClassVar[str] = "retry.requested"
+    durable: ClassVar[bool] = True
+    steps: tuple[str, ...]  # the step and its skipped dependents
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecoveredTail(Event):
+    """Written by the audit writer itself when it moved a torn last line aside."""
+
+    type: ClassVar[str] = "audit.recovered_tail"
+    moved_to: str
+    torn_bytes: int
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        RunInterrupted,
+        LockAcquired,
+        LockReleased,
+        StepReady,
+        StepReused,
+        StepSkipped,
+        StepStarted,
+        StepOutput,
+        StepFinished,
+        StepDenied,
+        GateEvaluated,
+        GateOpened,
+        ApprovalGiven,
+        ApprovalRefused,
+        OverrideGiven,
+        GateClosed,
+        CancelRequested,
+        RetryRequested,
+        AuditRecoveredTail,
+    )
+}
+
+
+class UnknownEventError(ValueError):
+    pass
+
+
+def event_from_json(record: Mapping[str, Any]) -> Event:
+    """Rebuild an event from its JSON form (an audit record has extra keys; they are ignored)."""
+    kind = record.get("type")
+    cls = EVENT_TYPES.get(str(kind))
+    if cls is None:
+        raise UnknownEventError(f"unknown event type {kind!r}")
+    data = dict(record.get("data") or {})
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in ("run", "ts", "step"):
+            kwargs[f.name] = record.get(f.name)
+        elif f.name == "actor":
+            actor = record.get("actor")
+            kwargs["actor"] = Actor.from_json(actor) if actor else None
+        elif f.name in data:
+            value = data[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    if kwargs.get("ts") is None:
+        kwargs.pop("ts")
+    return cls(**kwargs)
+
+
+class EventSink(Protocol):
+    """Anything that receives the engine's events, in order. Must not block for long."""
+
+    def publish(self, event: Event) -> None: ...
+
+
+class RecordingSink:
+    """Keeps every event in order (tests, and the run summary)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_type(self, cls: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, cls)]

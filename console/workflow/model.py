@@ -1,0 +1,282 @@
+"""The workflow format: pydantic models for everything a person writes in a workflow file.
+
+Every model forbids unknown keys, so a typo is an error rather than a silent default.
+Durations are written as "90s", "10m", "1h30m", "500ms" and held as seconds (float).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|h|m|s)\s*)+$"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def parse_duration(value: object) -> float:
+    """Turn "1h30m", "90s", "250ms" (or a bare number of seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string such as \"90s\", \"10m\" or \"1h30m\"")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("a duration is a string such as \"90s\", \"10m\" or \"1h30m\"")
+    text = value.replace(" ", "")
+    if not text or _DURATION_PART.sub("", text):
+        raise ValueError(
+            f"{value!r} is not a duration — write it as \"90s\", \"10m\", \"1h30m\" or \"500ms\""
+        )
+    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of parse_duration, for messages: 5400.0 -> "1h30m"."""
+    if seconds < 1 and seconds != 0:
+        return f"{round(seconds * 1000)}ms"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "10m", "1h30m"]}),
+]
+StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN, max_length=128)]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class Strict(BaseModel):
+    """Base for everything a person writes: unknown keys are errors; values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class WorkflowMeta(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    lock: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    audit: str | None = None
+    policies: list[str] = Field(default_factory=list)
+
+
+class Param(Strict):
+    type: Literal["string", "int", "bool", "choice"]
+    description: str = ""
+    pattern: str | None = None
+    choices: list[str] | None = None
+    default: str | int | bool | None = None
+    required: bool | None = None
+    secret: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Param:
+        if self.type == "choice" and not self.choices:
+            raise ValueError("a choice param needs `choices = [...]` with at least one value")
+        if self.type != "choice" and self.choices is not None:
+            raise ValueError("`choices` only applies to type = \"choice\"")
+        if self.pattern is not None and self.type != "string":
+            raise ValueError("`pattern` only applies to type = \"string\"")
+        if self.default is not None:
+            coerce_param_value(self, self.default)
+        return self
+
+    @property
+    def is_required(self) -> bool:
+        if self.required is not None:
+            return self.required
+        return self.default is None
+
+
+def coerce_param_value(param: Param, raw: object) -> str | int | bool:
+    """Check a value (from TOML, `-p k=v` or a form) against its declaration.
+
+    Raises ValueError with a message that says what is expected.
+    """
+    if param.type == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return raw.lower() in ("true", "yes", "1", "on")
+        raise ValueError(f"{raw!r} is not a bool — use true or false")
+    if param.type == "int":
+        if isinstance(raw, bool):
+            raise ValueError(f"{raw!r} is not an int — use a whole number such as 3")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
+            return int(raw)
+        raise ValueError(f"{raw!r} is not an int — use a whole number such as 3")
+    if not isinstance(raw, str) or isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not a string — quote it")
+    if param.type == "choice":
+        assert param.choices is not None
+        if raw not in param.choices:
+            raise ValueError(f"{raw!r} is not one of {', '.join(param.choices)}")
+        return raw
+    if param.pattern is not None and re.search(param.pattern, raw) is None:
+        raise ValueError(f"{raw!r} does not match the pattern {param.pattern!r}")
+    return raw
+
+
+class Retry(Strict):
+    attempts: int = Field(default=1, ge=1, le=100)
+    delay: Duration = 0.0
+    backoff: float = Field(default=1.0, ge=1.0, le=10.0)
+    max_delay: Duration | None = None
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2, 3, ...)."""
+        delay = self.delay * self.backoff ** max(0, attempt - 2)
+        return min(delay, self.max_delay) if self.max_delay is not None else delay
+
+
+class Approval(Strict):
+    approvals: int = Field(default=1, ge=1, le=20)
+    approvers: list[str] = Field(default_factory=list)
+    reason: bool = False
+    timeout: Duration | None = None
+    separation_of_duties: bool = False
+
+
+class Step(Strict):
+    run: list[str] | str
+    needs: list[StepId] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    timeout: Duration | None = None
+    retry: Retry = Field(default_factory=Retry)
+    if_: Literal["success", "failure", "always"] = Field(default="success", alias="if")
+    tags: list[str] = Field(default_factory=list)
+    description: str = ""
+    approval: Approval | None = None
+
+    @field_validator("run")
+    @classmethod
+    def _run_not_empty(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("`run` is empty — give a command string or an argv list")
+        if isinstance(value, list) and (not value or not value[0]):
+            raise ValueError("`run` is an empty list — the first element is the program to run")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+        return value
+
+    @property
+    def secret_names(self) -> list[str]:
+        return [m.group(1) for v in self.env.values() for m in SECRET_REFERENCE.finditer(v)]
+
+
+class Match(Strict):
+    tags: list[str] = Field(default_factory=list)
+    steps: list[str] = Field(default_factory=list, description="step ids or globs such as 'deploy-*'")
+
+
+class Window(Strict):
+    weekdays: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
+        default_factory=lambda: list(WEEKDAYS)
+    )
+    from_: ClockTime = Field(default="00:00", alias="from")
+    to: ClockTime = "23:59"
+    tz: str = "UTC"
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} is not an IANA time zone — use a name such as \"Europe/Berlin\" or \"UTC\""
+            ) from exc
+        return value
+
+
+class PolicyRule(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    match: Match | None = None
+    effect: Literal["allow", "require_approval", "deny"]
+    level: Literal["advisory", "soft", "hard"] = "hard"
+    approvals: int = Field(default=1, ge=1, le=20)
+    approvers: list[str] = Field(default_factory=list)
+    separation_of_duties: bool = False
+    reason: bool = False
+    timeout: Duration | None = None
+    during: Window | None = None
+    when: str | None = None
+    override_by: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyRule:
+        if self.override_by and self.level != "soft":
+            raise ValueError("`override_by` only applies to level = \"soft\"")
+        if self.level == "soft" and self.effect == "deny" and not self.override_by:
+            raise ValueError(
+                "a soft deny needs `override_by = [...]` naming who may override it"
+            )
+        return self
+
+
+class Workflow(Strict):
+    """A whole workflow file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"title": "console workflow"},
+    )
+
+    workflow: WorkflowMeta
+    params: dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], Param] = Field(default_factory=dict)
+    steps: dict[StepId, Step]
+    policy: list[PolicyRule] = Field(default_factory=list)
+
+
+class PolicyFile(Strict):
+    """A shared policy file: only `[[policy]]` tables."""
+
+    policy: list[PolicyRule] = Field(default_factory=list)
+
+
+def json_schema() -> dict[str, Any]:
+    return Workflow.model_json_schema(by_alias=True)
