@@ -42,6 +42,11 @@ class CompiledCondition:
     def evaluate(self, context: Mapping[str, Any]) -> bool:
         try:
             result = self.program.execute(dict(context))
+        except KeyError as exc:  # a map lookup of a key that is not there
+            raise ConditionEvaluationError(
+                f"`{self.source}` failed: no field {exc.args[0]!r} in the context "
+                f"(a param not given?) — test for it first with has(...)"
+            ) from exc
         except Exception as exc:  # the CEL binding raises plain RuntimeError/TypeError
             raise ConditionEvaluationError(f"`{self.source}` failed: {exc}") from exc
         if not isinstance(result, bool):

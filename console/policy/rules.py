@@ -1,0 +1,194 @@
+"""The `[[policy]]` rules of a loaded workflow, evaluated for one step at a time.
+
+A rule matches a step when its `match` table does (any listed tag, every glob family that is
+given), its `during` window contains now, and its `when` condition is true. The step's own
+`approval` table counts as a require_approval rule named "step <id> approval". What does
+not depend on the moment — tags and globs — is worked out once, in the constructor, so that
+`decide()` only looks at windows and conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from console.policy.decision import Decision, RuleOutcome, combine
+from console.policy.expressions import ConditionEvaluationError
+from console.policy.identity import Identity
+from console.policy.windows import describe_window, in_window
+from console.workflow.loaded import LoadedWorkflow, SourcedRule
+from console.workflow.model import Match, PolicyRule, Step
+
+
+@dataclass
+class EvalContext:
+    """What a decision may depend on besides the workflow: the run and the moment."""
+
+    params: Mapping[str, object]
+    run_id: str
+    initiator: Identity
+    now: datetime  # timezone-aware
+    workflow: str
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A rule whose match table fits a step; its window and condition are still to judge."""
+
+    sourced: SourcedRule
+    match_reason: str
+
+
+class PolicySet:
+    def __init__(self, loaded: LoadedWorkflow) -> None:
+        self._loaded = loaded
+        self._candidates: dict[str, tuple[_Candidate, ...]] = {}
+        self._fixed: dict[str, tuple[RuleOutcome, ...]] = {}
+        self._fixed_decisions: dict[str, Decision] = {}
+        for step_id, step in loaded.steps.items():
+            fixed: list[RuleOutcome] = []
+            dynamic: list[_Candidate] = []
+            for sourced in loaded.rules:
+                why = match_reason(sourced.rule.match, step_id, step)
+                if why is None:
+                    continue
+                if sourced.rule.during is None and sourced.condition is None:
+                    fixed.append(_outcome(sourced.rule, why, str(sourced.origin)))
+                else:
+                    dynamic.append(_Candidate(sourced, why))
+            if step.approval is not None:
+                fixed.append(_step_approval(step_id, step, str(loaded.path)))
+            self._fixed[step_id] = tuple(fixed)
+            self._candidates[step_id] = tuple(dynamic)
+            if not dynamic:
+                self._fixed_decisions[step_id] = combine(fixed)
+
+    @property
+    def loaded(self) -> LoadedWorkflow:
+        return self._loaded
+
+    def decide(self, step_id: str, ctx: EvalContext) -> Decision:
+        """The decision for `step_id` as of `ctx.now`, for a run started by `ctx.initiator`."""
+        if step_id not in self._fixed:
+            raise KeyError(f"no step {step_id!r} in workflow {self._loaded.name!r}")
+        settled = self._fixed_decisions.get(step_id)
+        if settled is not None:
+            return settled
+        outcomes = list(self._fixed[step_id])
+        cel_context: dict[str, Any] | None = None
+        for candidate in self._candidates[step_id]:
+            rule = candidate.sourced.rule
+            reasons = [candidate.match_reason]
+            if rule.during is not None:
+                if not in_window(rule.during, ctx.now):
+                    continue
+                reasons.append(f"now is within {describe_window(rule.during)}")
+            condition = candidate.sourced.condition
+            if condition is not None:
+                if cel_context is None:
+                    cel_context = condition_context(step_id, self._loaded.steps[step_id], ctx)
+                try:
+                    holds = condition.evaluate(cel_context)
+                except ConditionEvaluationError as exc:
+                    outcomes.append(_failed_closed(rule, str(candidate.sourced.origin), exc))
+                    continue
+                if not holds:
+                    continue
+                reasons.append(f"`{condition.source}` is true")
+            outcomes.append(_outcome(rule, "; ".join(reasons), str(candidate.sourced.origin)))
+        return combine(outcomes)
+
+
+def match_reason(match: Match | None, step_id: str, step: Step) -> str | None:
+    """Why a match table fits a step ("tag 'prod'", "id matches 'deploy-*'"), or None."""
+    if match is None or (not match.tags and not match.steps):
+        return "applies to every step"
+    parts: list[str] = []
+    if match.tags:
+        shared = [tag for tag in match.tags if tag in step.tags]
+        if not shared:
+            return None
+        parts.append("tag " + ", ".join(repr(t) for t in shared))
+    if match.steps:
+        glob = next((g for g in match.steps if fnmatchcase(step_id, g)), None)
+        if glob is None:
+            return None
+        parts.append(f"id {step_id!r}" + ("" if glob == step_id else f" matching {glob!r}"))
+    return "step has " + " and ".join(parts)
+
+
+def condition_context(step_id: str, step: Step, ctx: EvalContext) -> dict[str, Any]:
+    """The names a `when` condition sees (documented in docs/policy.md)."""
+    now = ctx.now.astimezone(UTC)
+    return {
+        "step": {
+            "id": step_id,
+            "tags": list(step.tags),
+            "needs": list(step.needs),
+            "description": step.description,
+        },
+        "params": dict(ctx.params),
+        "run": {"id": ctx.run_id, "workflow": ctx.workflow, "initiator": ctx.initiator.user},
+        "user": {
+            "name": ctx.initiator.user,
+            "uid": ctx.initiator.uid,
+            "groups": sorted(ctx.initiator.groups),
+        },
+        "now": now,
+    }
+
+
+def _outcome(rule: PolicyRule, reason: str, origin: str) -> RuleOutcome:
+    asks = rule.effect == "require_approval"
+    if rule.description:
+        reason = f"{rule.description} ({reason})"
+    return RuleOutcome(
+        name=rule.name,
+        effect=rule.effect,
+        level=rule.level,
+        reason=reason,
+        approvals=rule.approvals if asks else 0,
+        approvers=tuple(rule.approvers) if asks else (),
+        separation_of_duties=rule.separation_of_duties if asks else False,
+        reason_required=rule.reason if asks else False,
+        timeout_s=rule.timeout,
+        override_by=tuple(rule.override_by),
+        origin=origin,
+    )
+
+
+def _failed_closed(rule: PolicyRule, origin: str, error: Exception) -> RuleOutcome:
+    return RuleOutcome(
+        name=rule.name,
+        effect="deny",
+        level="hard",
+        reason=f"its condition could not be evaluated, so the step is denied: {error}",
+        approvals=0,
+        approvers=(),
+        separation_of_duties=False,
+        reason_required=False,
+        timeout_s=None,
+        override_by=(),
+        origin=origin,
+    )
+
+
+def _step_approval(step_id: str, step: Step, origin: str) -> RuleOutcome:
+    assert step.approval is not None
+    approval = step.approval
+    return RuleOutcome(
+        name=f"step {step_id} approval",
+        effect="require_approval",
+        level="hard",
+        reason=f"[steps.{step_id}] has an approval table",
+        approvals=approval.approvals,
+        approvers=tuple(approval.approvers),
+        separation_of_duties=approval.separation_of_duties,
+        reason_required=approval.reason,
+        timeout_s=approval.timeout,
+        override_by=(),
+        origin=origin,
+    )
