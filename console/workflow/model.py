@@ -26,7 +26,10 @@ SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|h|m|s)\s*)+$"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_TRUE = ("true", "yes", "1", "on")
+_FALSE = ("false", "no", "0", "off")
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def parse_duration(value: object) -> float:
@@ -51,19 +54,24 @@ def format_duration(seconds: float) -> str:
     """The inverse of parse_duration, for messages: 5400.0 -> "1h30m"."""
     if seconds < 1 and seconds != 0:
         return f"{round(seconds * 1000)}ms"
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
+    hours, rest = divmod(round(seconds), 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
+             f"{secs}s" if secs else ""]
     return "".join(parts) or "0s"
 
 
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "10m", "1h30m"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "10m", "1h30m"]}
+    ),
 ]
 StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN, max_length=128)]
+ParamName = Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
+# A user name, or @group for a Unix group.
+Approver = Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
@@ -98,17 +106,26 @@ class Param(Strict):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from exc
+                raise ValueError(
+                    f"pattern {value!r} is not a valid regular expression ({exc})"
+                    " — fix it; 'single quotes' keep backslashes as written"
+                ) from exc
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Param:
         if self.type == "choice" and not self.choices:
-            raise ValueError("a choice param needs `choices = [...]` with at least one value")
+            raise ValueError(
+                "a choice param needs choices — add `choices = [\"a\", \"b\"]`"
+            )
         if self.type != "choice" and self.choices is not None:
-            raise ValueError("`choices` only applies to type = \"choice\"")
+            raise ValueError(
+                "`choices` only applies to type = \"choice\" — set that type, or remove choices"
+            )
         if self.pattern is not None and self.type != "string":
-            raise ValueError("`pattern` only applies to type = \"string\"")
+            raise ValueError(
+                "`pattern` only applies to type = \"string\" — set that type, or remove pattern"
+            )
         if self.default is not None:
             coerce_param_value(self, self.default)
         return self
@@ -128,8 +145,8 @@ def coerce_param_value(param: Param, raw: object) -> str | int | bool:
     if param.type == "bool":
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-            return raw.lower() in ("true", "yes", "1", "on")
+        if isinstance(raw, str) and raw.lower() in _TRUE + _FALSE:
+            return raw.lower() in _TRUE
         raise ValueError(f"{raw!r} is not a bool — use true or false")
     if param.type == "int":
         if isinstance(raw, bool):
@@ -165,7 +182,7 @@ class Retry(Strict):
 
 class Approval(Strict):
     approvals: int = Field(default=1, ge=1, le=20)
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[Approver] = Field(default_factory=list)
     reason: bool = False
     timeout: Duration | None = None
     separation_of_duties: bool = False
@@ -207,11 +224,13 @@ class Step(Strict):
 
 class Match(Strict):
     tags: list[str] = Field(default_factory=list)
-    steps: list[str] = Field(default_factory=list, description="step ids or globs such as 'deploy-*'")
+    steps: list[str] = Field(
+        default_factory=list, description="step ids or globs such as 'deploy-*'"
+    )
 
 
 class Window(Strict):
-    weekdays: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
+    weekdays: list[Weekday] = Field(
         default_factory=lambda: list(WEEKDAYS)
     )
     from_: ClockTime = Field(default="00:00", alias="from")
@@ -225,7 +244,8 @@ class Window(Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(
-                f"{value!r} is not an IANA time zone — use a name such as \"Europe/Berlin\" or \"UTC\""
+                f"{value!r} is not an IANA time zone"
+                " — use a name such as \"Europe/Berlin\" or \"UTC\""
             ) from exc
         return value
 
@@ -237,21 +257,24 @@ class PolicyRule(Strict):
     effect: Literal["allow", "require_approval", "deny"]
     level: Literal["advisory", "soft", "hard"] = "hard"
     approvals: int = Field(default=1, ge=1, le=20)
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[Approver] = Field(default_factory=list)
     separation_of_duties: bool = False
     reason: bool = False
     timeout: Duration | None = None
     during: Window | None = None
     when: str | None = None
-    override_by: list[str] = Field(default_factory=list)
+    override_by: list[Approver] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyRule:
         if self.override_by and self.level != "soft":
-            raise ValueError("`override_by` only applies to level = \"soft\"")
+            raise ValueError(
+                "`override_by` only applies to level = \"soft\" — set that level, or remove it"
+            )
         if self.level == "soft" and self.effect == "deny" and not self.override_by:
             raise ValueError(
-                "a soft deny needs `override_by = [...]` naming who may override it"
+                "a soft deny names no one who may override it"
+                " — add override_by = [\"@group\"] or users"
             )
         return self
 
@@ -267,7 +290,7 @@ class Workflow(Strict):
     )
 
     workflow: WorkflowMeta
-    params: dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], Param] = Field(default_factory=dict)
+    params: dict[ParamName, Param] = Field(default_factory=dict)
     steps: dict[StepId, Step]
     policy: list[PolicyRule] = Field(default_factory=list)
 
