@@ -17,8 +17,8 @@ from console.workflow.locate import Position
 from console.workflow.model import SECRET_REFERENCE, STEP_ID_PATTERN
 from console.workflow.problems import FileProblems
 from console.workflow.suggest import did_you_mean
+from console.workflow.templating import malformed_templates, template_references
 
-_TEMPLATE = re.compile(r"\{\{\s*params\.([A-Za-z0-9_]*)\s*\}\}")
 _ANY_PARAMS_TEMPLATE = re.compile(r"\{\{\s*params\b")
 _EXPECTING = re.compile(r" expecting \{.*\}$")
 
@@ -38,7 +38,7 @@ def _strings(value: object) -> list[str]:
 
 def check_steps(data: dict[str, Any], out: FileProblems) -> None:
     steps = {k: v for k, v in _dict(data.get("steps")).items() if isinstance(v, dict)}
-    params = list(_dict(data.get("params")))
+    params = _dict(data.get("params"))
     for step_id, step in steps.items():
         needs = step.get("needs")
         for index, need in enumerate(needs if isinstance(needs, list) else []):
@@ -54,7 +54,12 @@ def check_steps(data: dict[str, Any], out: FileProblems) -> None:
     _check_cycles(steps, out)
 
 
-def _check_run(step_id: str, run: object, params: list[str], out: FileProblems) -> None:
+def _may_be_absent(declaration: object) -> bool:
+    return (isinstance(declaration, dict) and declaration.get("required") is False
+            and declaration.get("default") is None)
+
+
+def _check_run(step_id: str, run: object, params: dict[str, Any], out: FileProblems) -> None:
     path = ("steps", step_id, "run")
     if isinstance(run, str):
         if _ANY_PARAMS_TEMPLATE.search(run):
@@ -68,12 +73,19 @@ def _check_run(step_id: str, run: object, params: list[str], out: FileProblems) 
     for index, element in enumerate(run if isinstance(run, list) else []):
         if not isinstance(element, str):
             continue
-        for found in _TEMPLATE.finditer(element):
-            name = found.group(1)
+        for name in dict.fromkeys(template_references(element)):
             if name not in params:
-                out.add((*path, index), f"unknown param `{name}` in `{found.group()}`",
-                        did_you_mean(name, params, listing="declared params")
+                out.add((*path, index), f"unknown param `{name}` in `{{{{ params.{name} }}}}`",
+                        did_you_mean(name, list(params), listing="declared params")
                         if params else "declare it under [params]", at_value=True)
+            elif _may_be_absent(params[name]):
+                out.add((*path, index), f"`{{{{ params.{name} }}}}` may have no value "
+                        "(the param is optional and has no default)",
+                        "give it a default, or drop `required = false`", at_value=True)
+        for written in malformed_templates(element):
+            out.add((*path, index), f"`{written}` is not a template this format expands",
+                    "only {{ params.NAME }} is replaced; a literal {{ cannot appear in run",
+                    at_value=True)
         if "${secret:" in element:
             out.add((*path, index), "a `${secret:…}` reference in run is never resolved",
                     'put it in env = { NAME = "${secret:NAME}" } and pass "$NAME" from a '
