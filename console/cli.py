@@ -46,14 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "run a workflow (the UI, or headless with --no-tui)")
     run.add_argument("file", metavar="FILE")
-    run.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
-                     metavar="KEY=VALUE", help="a workflow param (repeatable)")
+    run.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a workflow param (repeatable)",
+    )
     run.add_argument("--no-tui", action="store_true", help="run without the UI")
     run.add_argument("--resume", metavar="RUN_ID", help="resume an earlier run of this workflow")
     run.add_argument("--audit", metavar="PATH", help="audit file")
     run.add_argument("--theme", help="UI theme")
-    run.add_argument("--grace", type=float, metavar="SECONDS",
-                     help="time between SIGTERM and SIGKILL when stopping a step (default 10)")
+    run.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="time between SIGTERM and SIGKILL when stopping a step (default 10)",
+    )
     run.add_argument("--fsync-always", action="store_true", help="fsync every audit line")
 
     validate = add("validate", "check workflow files; exit 0 if all are valid")
@@ -61,10 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = add("plan", "show each step, what it runs and the policy decision, without running")
     plan.add_argument("file", metavar="FILE")
-    plan.add_argument("-p", "--param", dest="params", action="append", type=_param, default=[],
-                      metavar="KEY=VALUE")
-    plan.add_argument("--as", dest="as_user", metavar="USER",
-                      help="show what USER could approve")
+    plan.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="KEY=VALUE",
+    )
+    plan.add_argument("--as", dest="as_user", metavar="USER", help="show what USER could approve")
 
     graph = add("graph", "draw the workflow's DAG in the terminal")
     graph.add_argument("file", metavar="FILE")
@@ -86,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--audit", metavar="PATH", help="audit file")
 
     audit = add("audit", "verify, inspect and follow the audit trail")
-    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True,
-                                     parser_class=_Parser)
+    audit_sub = audit.add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it is broken")
     verify.add_argument("path", metavar="PATH", nargs="?")
     verify.add_argument("--head", metavar="SEQ:HASH", help="a head kept elsewhere to check against")

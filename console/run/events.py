@@ -66,7 +66,12 @@ class Event:
         }
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"run": self.run, "type": self.type, "ts": self.ts, "data": self.data()}
+        out: dict[str, Any] = {
+            "run": self.run,
+            "type": self.type,
+            "ts": self.ts,
+            "data": self.data(),
+        }
         if self.step is not None:
             out["step"] = self.step
         if self.actor is not None:

@@ -48,7 +48,9 @@ FINISHED: frozenset[str] = frozenset(
     {"succeeded", "failed", "error", "denied", "skipped", "cancelled", "reused"}
 )
 SUCCESSFUL: frozenset[str] = frozenset({"succeeded", "reused"})
-RunStatus = Literal["pending", "running", "succeeded", "failed", "denied", "cancelled", "interrupted"]
+RunStatus = Literal[
+    "pending", "running", "succeeded", "failed", "denied", "cancelled", "interrupted"
+]
 
 
 @dataclass

@@ -1,0 +1,93 @@
+"""`console run FILE`: the UI, or headless with `--no-tui`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from console.run.engine import Engine, EngineSettings
+from console.run.events import RunOutcome
+from console.workflow.loaded import LoadedWorkflow
+from console.workflow.loader import load_workflow, resolve_params
+
+EXIT_CODES: dict[RunOutcome, int] = {
+    "succeeded": 0,
+    "failed": 1,
+    "denied": 3,
+    "cancelled": 130,
+    "interrupted": 130,
+}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def audit_path_for(cli_audit: str | None, loaded: LoadedWorkflow | None) -> Path:
+    """--audit, else the workflow's `[workflow] audit` (relative to its file), else the default."""
+    from console import paths
+
+    if cli_audit:
+        return Path(cli_audit).expanduser()
+    if loaded is not None and loaded.model.workflow.audit:
+        return (loaded.base_dir / Path(loaded.model.workflow.audit).expanduser()).resolve()
+    return paths.default_audit_path()
+
+
+def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> EngineSettings:
+    return EngineSettings(
+        audit_path=audit_path_for(getattr(args, "audit", None), loaded),
+        grace_s=args.grace if getattr(args, "grace", None) is not None else 10.0,
+        fsync_always=bool(getattr(args, "fsync_always", False)),
+        resume_from=getattr(args, "resume", None),
+        via=via,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    loaded = load_workflow(args.file)
+    given = dict(args.params)
+    if not args.no_tui:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from console.ui.app import run_tui
+
+            code: int = run_tui(loaded, given, settings_for(args, loaded, "tui"), theme=args.theme)
+            return code
+        print("console: no terminal for the UI; running headless (--no-tui)", file=sys.stderr)
+    params = resolve_params(loaded.model, given)
+    return run_headless(loaded, params, settings_for(args, loaded, "cli"))
+
+
+def run_headless(
+    loaded: LoadedWorkflow, params: dict[str, str | int | bool], settings: EngineSettings
+) -> int:
+    from rich.console import Console
+
+    from console.commands.printer import LivePrinter, PlainPrinter, steps_table
+
+    engine = Engine(loaded, params, settings=settings)
+    tty = sys.stdout.isatty()
+    if tty:
+        console = Console()
+        with LivePrinter(console) as live:
+            engine.add_sink(live)
+            outcome = asyncio.run(_drive(engine))
+        console.print(steps_table(engine.state, title=f"run {engine.run_id}: {outcome}"))
+    else:
+        engine.add_sink(PlainPrinter())
+        outcome = asyncio.run(_drive(engine))
+    if engine.audit is not None:
+        seq, digest = engine.audit.head()
+        print(f"audit head: {seq}:{digest} ({settings.audit_path})")
+    return EXIT_CODES[outcome]
+
+
+async def _drive(engine: Engine) -> RunOutcome:
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, engine.interrupt, sig.name)
+    try:
+        return await engine.run()
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,723 @@
+"""The scheduler: ready set, concurrency limit, `if`, retries, policy gates and approvals.
+
+The engine publishes events and never prints; people act on it through the RunActions
+methods (the UI and the control socket call them with an OS-vouched uid). It is
+single-threaded on the asyncio loop: every state change happens in `_emit`, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from console import __version__, paths
+from console.audit.log import AuditLog
+from console.policy.approvals import GateTally
+from console.policy.decision import Decision
+from console.policy.identity import Identity, identity_for_uid
+from console.policy.rules import EvalContext, PolicySet
+from console.run.actions import Verdict
+from console.run.audit_sink import AuditSink
+from console.run.control import ControlServer
+from console.run.events import (
+    Actor,
+    ApprovalGiven,
+    ApprovalRefused,
+    CancelRequested,
+    Event,
+    EventSink,
+    GateClosed,
+    GateEvaluated,
+    GateOpened,
+    GateOutcome,
+    LockAcquired,
+    LockReleased,
+    OverrideGiven,
+    RetryRequested,
+    RunFinished,
+    RunInterrupted,
+    RunOutcome,
+    RunStarted,
+    StepDenied,
+    StepFinished,
+    StepReady,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+)
+from console.run.executor import ExecResult, LocalExecutor, StepCommand
+from console.run.ids import new_run_id
+from console.run.lock import LockHolder, WorkflowLock
+from console.run.prepare import StepPreparer
+from console.run.resume import previous_run
+from console.run.state import SUCCESSFUL, RunState
+from console.workflow.graph import dependents, topological_order
+from console.workflow.loaded import LoadedWorkflow
+from console.workflow.model import format_duration
+
+FAILED = frozenset({"failed", "error"})
+
+
+class Executor(Protocol):
+    async def run(
+        self, cmd: StepCommand, on_started: Callable[[int], None] | None = None
+    ) -> ExecResult: ...
+
+    def cancel(self, step_id: str) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    audit_path: Path = field(default_factory=paths.default_audit_path)
+    runs_dir: Path = field(default_factory=paths.runs_dir)
+    runtime_dir: Path = field(default_factory=paths.runtime_dir)
+    grace_s: float = 10.0
+    fsync_always: bool = False
+    resume_from: str | None = None
+    control_socket: bool = True
+    via: str = "cli"
+
+
+@dataclass
+class _Gate:
+    tally: GateTally
+    decision: Decision
+    timer: asyncio.TimerHandle | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        loaded: LoadedWorkflow,
+        params: Mapping[str, str | int | bool],
+        sinks: Sequence[EventSink] = (),
+        settings: EngineSettings | None = None,
+        *,
+        executor: Executor | None = None,
+        clock: Callable[[], datetime] | None = None,
+        initiator_uid: int | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.params = dict(params)
+        self.settings = settings or EngineSettings()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.run_id = new_run_id(self._clock())
+        self.state = RunState()
+        self._sinks: list[EventSink] = list(sinks)
+        self._executor: Executor = executor or LocalExecutor(grace_s=self.settings.grace_s)
+        self.initiator: Identity = identity_for_uid(
+            os.getuid() if initiator_uid is None else initiator_uid
+        )
+        steps = loaded.steps
+        self._rank = {sid: i for i, sid in enumerate(topological_order(steps))}
+        self._dependents = dependents(steps)
+        self._policy = PolicySet(loaded)
+        self._concurrency = loaded.model.workflow.concurrency or os.cpu_count() or 2
+        self._gates: dict[str, _Gate] = {}
+        self._queue: list[tuple[int, str]] = []
+        self._running: set[str] = set()
+        self._retry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._cancelled: set[str] = set()
+        self._waiting_on: dict[str, int] = {}
+        self._unfinished = 0
+        self._attempts: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: RunOutcome | None = None
+        self._done = asyncio.Event()
+        self._closed = False
+        self._preparer: StepPreparer | None = None
+        self._started_at = 0.0
+        self.audit: AuditLog | None = None
+
+    # --- sinks -----------------------------------------------------------------------
+
+    def add_sink(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    def _emit(self, event: Event) -> None:
+        self.state.apply(event)
+        for sink in self._sinks:
+            sink.publish(event)
+
+    def _actor(self, uid: int, via: str) -> tuple[Identity, Actor]:
+        identity = identity_for_uid(uid)
+        return identity, Actor(user=identity.user, uid=identity.uid, via=via)
+
+    # --- the run ---------------------------------------------------------------------
+
+    async def run(self) -> RunOutcome:
+        """Run the workflow to the end. Raises ConsoleError if it cannot start."""
+        run_dir = self.settings.runs_dir / self.run_id
+        self._preparer = StepPreparer(self.loaded, self.params, self.run_id, run_dir)
+        reused: dict[str, str] = {}
+        if self.settings.resume_from:
+            reused = previous_run(self.settings.audit_path, self.settings.resume_from, self.loaded)
+        lock = self._take_lock()
+        server: ControlServer | None = None
+        try:
+            self.audit = AuditLog(self.settings.audit_path, fsync_always=self.settings.fsync_always)
+            self._sinks.insert(0, AuditSink(self.audit))
+            run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            socket_path = (
+                paths.control_socket_path(self.run_id) if self.settings.control_socket else None
+            )
+            if socket_path is not None:
+                socket_path = self.settings.runtime_dir / socket_path.name
+                server = ControlServer(self, socket_path, self.status)
+            self._started_at = time.monotonic()
+            self._emit(self._run_started(run_dir, socket_path))
+            if lock is not None:
+                self._emit(LockAcquired(run=self.run_id, name=lock.name))
+            if server is not None:
+                await server.start()
+            self._begin(reused)
+            await self._done.wait()
+        except asyncio.CancelledError:
+            self._stop("cancelled")
+            raise
+        finally:
+            await self._wind_down(server, lock)
+        return self._outcome()
+
+    def _take_lock(self) -> WorkflowLock | None:
+        name = self.loaded.model.workflow.lock
+        if name is None:
+            return None
+        lock = WorkflowLock(self.settings.runtime_dir, name)
+        lock.acquire(
+            LockHolder(
+                user=self.initiator.user,
+                uid=self.initiator.uid,
+                pid=os.getpid(),
+                run=self.run_id,
+                since=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        )
+        return lock
+
+    def _run_started(self, run_dir: Path, socket_path: Path | None) -> RunStarted:
+        assert self._preparer is not None
+        return RunStarted(
+            run=self.run_id,
+            workflow=self.loaded.name,
+            workflow_path=str(self.loaded.path),
+            file_hashes=dict(self.loaded.file_hashes),
+            params=self._preparer.masked_params(),
+            steps=tuple(self.loaded.steps),
+            user=self.initiator.user,
+            uid=self.initiator.uid,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            concurrency=self._concurrency,
+            run_dir=str(run_dir),
+            resumed_from=self.settings.resume_from,
+            control_socket=str(socket_path) if socket_path else None,
+            actor=Actor(self.initiator.user, self.initiator.uid, self.settings.via),
+        )
+
+    def _begin(self, reused: Mapping[str, str]) -> None:
+        steps = self.loaded.steps
+        in_order = sorted(steps, key=self._rank.__getitem__)
+        self._unfinished = len(steps)
+        self._waiting_on = {sid: len(step.needs) for sid, step in steps.items()}
+        for sid in in_order:
+            if sid in reused:
+                self._emit(StepReused(run=self.run_id, step=sid, from_run=reused[sid]))
+                self._step_finished(sid, propagate_only=True)
+        # Collect first: making one root ready can cascade (a skip, a denial) into others.
+        roots = [sid for sid in in_order if sid not in reused and self._waiting_on[sid] == 0]
+        for sid in roots:
+            self._make_ready(sid)
+
+    async def _wind_down(self, server: ControlServer | None, lock: WorkflowLock | None) -> None:
+        self._closed = True
+        for timer in self._retry_timers.values():
+            timer.cancel()
+        for gate in self._gates.values():
+            if gate.timer is not None:
+                gate.timer.cancel()
+        if self._running or self._tasks:
+            for sid in list(self._running):
+                self._executor.cancel(sid)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._executor.shutdown()
+        if server is not None:
+            await server.close()
+        if self.audit is None:
+            if lock is not None:
+                lock.release()
+            return
+        if lock is not None:
+            self._emit(LockReleased(run=self.run_id, name=lock.name))
+            lock.release()
+        for sid, st in self.state.steps.items():
+            if not st.finished:
+                reason = f"run {self._stopping or 'ended'} before it ran"
+                self._emit(StepSkipped(run=self.run_id, step=sid, reason=reason))
+        self._emit(
+            RunFinished(
+                run=self.run_id,
+                outcome=self._outcome(),
+                counts=self.state.counts(),
+                duration_s=round(time.monotonic() - self._started_at, 6),
+            )
+        )
+        self.audit.close()
+
+    def _outcome(self) -> RunOutcome:
+        if self._stopping is not None:
+            return self._stopping
+        statuses = {st.status for st in self.state.steps.values()}
+        if "denied" in statuses:
+            return "denied"
+        if statuses & FAILED or "cancelled" in statuses:
+            return "failed"
+        return "succeeded"
+
+    # --- scheduling ------------------------------------------------------------------
+
+    def _make_ready(self, sid: str) -> None:
+        """All of `sid`'s needs are finished: skip it, or gate it, or queue it."""
+        if self._stopping is not None:
+            self._skip(sid, f"run {self._stopping}")
+            return
+        if sid in self._cancelled:
+            self._skip(sid, "cancelled before it started")
+            return
+        blocked = self._condition_unmet(sid)
+        if blocked is not None:
+            self._skip(sid, blocked)
+            return
+        self._emit(StepReady(run=self.run_id, step=sid))
+        decision = self._policy.decide(sid, self._context())
+        if decision.rules:
+            self._emit(GateEvaluated(run=self.run_id, step=sid, decision=decision.to_json()))
+        if decision.effect == "allow":
+            self._enqueue(sid)
+        elif decision.effect == "deny" and decision.level != "soft":
+            self._deny(sid, decision.summary, decision_policies(decision), actor=None)
+        else:
+            self._open_gate(sid, decision)
+
+    def _condition_unmet(self, sid: str) -> str | None:
+        step = self.loaded.steps[sid]
+        needs = [(n, self.state.steps[n].status) for n in step.needs]
+        if step.if_ == "always":
+            return None
+        if step.if_ == "success":
+            for need, status in needs:
+                if status not in SUCCESSFUL:
+                    return f"needs {need}, which {_status_phrase(status)}"
+            return None
+        if any(status in FAILED for _, status in needs):
+            return None
+        return 'if = "failure" and no need failed'
+
+    def _context(self) -> EvalContext:
+        return EvalContext(
+            params=self.params,
+            run_id=self.run_id,
+            initiator=self.initiator,
+            now=self._clock(),
+            workflow=self.loaded.name,
+        )
+
+    def _enqueue(self, sid: str) -> None:
+        heapq.heappush(self._queue, (self._rank[sid], sid))
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._queue and len(self._running) < self._concurrency and not self._closed:
+            _, sid = heapq.heappop(self._queue)
+            self._running.add(sid)
+            task = asyncio.get_running_loop().create_task(self._execute(sid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, sid: str) -> None:
+        assert self._preparer is not None
+        attempt = self._attempts.get(sid, 0) + 1
+        self._attempts[sid] = attempt
+        step = self.loaded.steps[sid]
+        cmd = self._preparer.command(sid, attempt)
+        started = False
+
+        def on_started(pid: int) -> None:
+            nonlocal started
+            started = True
+            self._emit(self._step_started(sid, attempt, cmd, pid))
+
+        try:
+            result = await self._executor.run(cmd, on_started=on_started)
+        finally:
+            self._running.discard(sid)
+        if not started:
+            self._emit(self._step_started(sid, attempt, cmd, 0))
+        retry = (
+            result.outcome in FAILED
+            and attempt < step.retry.attempts
+            and self._stopping is None
+            and sid not in self._cancelled
+            and not self._closed
+        )
+        delay = step.retry.delay_before(attempt + 1) if retry else None
+        self._emit(
+            StepFinished(
+                run=self.run_id,
+                step=sid,
+                attempt=attempt,
+                outcome=result.outcome,
+                exit_code=result.exit_code,
+                error=result.error,
+                duration_s=round(result.duration_s, 6),
+                log_path=str(result.log_path),
+                log_size=result.log_size,
+                log_sha256=result.log_sha256,
+                retry_in_s=delay,
+            )
+        )
+        if delay is not None:
+            loop = asyncio.get_running_loop()
+            self._retry_timers[sid] = loop.call_later(delay, self._retry_due, sid)
+        else:
+            self._step_finished(sid)
+        self._pump()
+
+    def _step_started(self, sid: str, attempt: int, cmd: StepCommand, pid: int) -> StepStarted:
+        assert self._preparer is not None
+        return StepStarted(
+            run=self.run_id,
+            step=sid,
+            attempt=attempt,
+            max_attempts=self.loaded.steps[sid].retry.attempts,
+            command=self._preparer.display_command(sid),
+            log_path=str(cmd.log_path),
+            pid=pid,
+        )
+
+    def _retry_due(self, sid: str) -> None:
+        self._retry_timers.pop(sid, None)
+        if self._stopping is not None or sid in self._cancelled:
+            self._skip(sid, "cancelled before its next attempt")
+            return
+        self._enqueue(sid)
+
+    def _skip(self, sid: str, reason: str) -> None:
+        self._emit(StepSkipped(run=self.run_id, step=sid, reason=reason))
+        self._step_finished(sid)
+
+    def _step_finished(self, sid: str, propagate_only: bool = False) -> None:
+        self._unfinished -= 1
+        for dependent in self._dependents.get(sid, ()):
+            self._waiting_on[dependent] -= 1
+            if self._waiting_on[dependent] == 0 and not propagate_only:
+                self._make_ready(dependent)
+        if self._unfinished == 0:
+            self._done.set()
+
+    # --- gates -----------------------------------------------------------------------
+
+    def _open_gate(self, sid: str, decision: Decision) -> None:
+        binding = {
+            "run": self.run_id,
+            "step": sid,
+            "file_hashes": dict(self.loaded.file_hashes),
+        }
+        tally = GateTally(decision, initiator_uid=self.initiator.uid, binding=binding)
+        gate = _Gate(tally=tally, decision=decision)
+        self._gates[sid] = gate
+        deadline = None
+        if decision.timeout_s is not None:
+            deadline = (self._clock() + timedelta(seconds=decision.timeout_s)).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ"
+            )
+            loop = asyncio.get_running_loop()
+            gate.timer = loop.call_later(decision.timeout_s, self._gate_timed_out, sid)
+        verb = "override" if decision.effect == "deny" else "approve"
+        command = f"console {verb} {self.run_id} {sid}"
+        if verb == "override" or decision.reason_required:
+            command += ' --reason "..."'
+        self._emit(
+            GateOpened(
+                run=self.run_id,
+                step=sid,
+                approvals_required=decision.approvals_required,
+                approvers=tuple(a for group in decision.approver_sets for a in group),
+                reason_required=decision.reason_required or verb == "override",
+                deadline=deadline,
+                approve_command=command,
+            )
+        )
+
+    def _close_gate(self, sid: str, outcome: GateOutcome, reason: str | None = None) -> None:
+        gate = self._gates.pop(sid)
+        if gate.timer is not None:
+            gate.timer.cancel()
+        self._emit(GateClosed(run=self.run_id, step=sid, outcome=outcome, reason=reason))
+
+    def _gate_timed_out(self, sid: str) -> None:
+        gate = self._gates.get(sid)
+        if gate is None:
+            return
+        waited = format_duration(gate.decision.timeout_s or 0)
+        reason = f"no decision within {waited}: denied (fail closed)"
+        self._close_gate(sid, "timed_out", reason)
+        self._deny(sid, reason, decision_policies(gate.decision), actor=None)
+
+    def _deny(self, sid: str, reason: str, policies: tuple[str, ...], actor: Actor | None) -> None:
+        self._emit(
+            StepDenied(run=self.run_id, step=sid, reason=reason, policies=policies, actor=actor)
+        )
+        self._step_finished(sid)
+
+    def _gate_for(self, step: str) -> _Gate | Verdict:
+        gate = self._gates.get(step)
+        if gate is not None:
+            return gate
+        if step not in self.loaded.steps:
+            return Verdict(False, f"run {self.run_id} has no step {step!r}")
+        status = self.state.steps[step].status if step in self.state.steps else "pending"
+        return Verdict(
+            False, f"step {step!r} is not waiting at a gate (it is {status.replace('_', ' ')})"
+        )
+
+    def _refused(self, step: str, actor: Actor, action: Any, verdict: Verdict) -> Verdict:
+        self._emit(
+            ApprovalRefused(
+                run=self.run_id, step=step, actor=actor, action=action, why=verdict.message
+            )
+        )
+        return verdict
+
+    def approve(self, step: str, uid: int, via: str, reason: str | None) -> Verdict:
+        gate = self._gate_for(step)
+        if isinstance(gate, Verdict):
+            return gate
+        identity, actor = self._actor(uid, via)
+        verdict = gate.tally.approve(identity, reason)
+        if not verdict.ok:
+            return self._refused(step, actor, "approve", verdict)
+        self._emit(
+            ApprovalGiven(
+                run=self.run_id,
+                step=step,
+                actor=actor,
+                reason=reason,
+                approvals=len(gate.tally.approvals),
+                approvals_required=gate.decision.approvals_required,
+                binding={**gate.tally.binding, "uid": uid},
+            )
+        )
+        if gate.tally.satisfied:
+            self._close_gate(step, "approved")
+            self._enqueue(step)
+        return verdict
+
+    def deny(self, step: str, uid: int, via: str, reason: str) -> Verdict:
+        gate = self._gate_for(step)
+        if isinstance(gate, Verdict):
+            return gate
+        identity, actor = self._actor(uid, via)
+        verdict = gate.tally.deny(identity, reason)
+        if not verdict.ok:
+            return self._refused(step, actor, "deny", verdict)
+        self._close_gate(step, "denied", reason)
+        self._deny(step, f"denied by {actor.user}: {reason}", (), actor=actor)
+        return verdict
+
+    def override(self, step: str, uid: int, via: str, reason: str) -> Verdict:
+        gate = self._gate_for(step)
+        if isinstance(gate, Verdict):
+            return gate
+        identity, actor = self._actor(uid, via)
+        verdict = gate.tally.override(identity, reason)
+        if not verdict.ok:
+            return self._refused(step, actor, "override", verdict)
+        self._emit(
+            OverrideGiven(
+                run=self.run_id,
+                step=step,
+                actor=actor,
+                reason=reason,
+                policies=decision_policies(gate.decision),
+            )
+        )
+        if gate.tally.satisfied:
+            self._close_gate(step, "overridden", reason)
+            self._enqueue(step)
+        return verdict
+
+    # --- cancellation, retry, interruption ----------------------------------------------
+
+    def _may_steer(self, uid: int) -> bool:
+        return uid in (self.initiator.uid, 0)
+
+    def cancel_step(self, step: str, uid: int, via: str) -> Verdict:
+        if step not in self.loaded.steps:
+            return Verdict(False, f"run {self.run_id} has no step {step!r}")
+        _, actor = self._actor(uid, via)
+        if not self._may_steer(uid):
+            return self._refused(
+                step,
+                actor,
+                "cancel",
+                Verdict(
+                    False,
+                    f"only {self.initiator.user}, who started run {self.run_id}, "
+                    "can cancel its steps",
+                ),
+            )
+        status = self.state.steps[step].status
+        if self.state.steps[step].finished:
+            return Verdict(False, f"step {step!r} has already finished ({status})")
+        self._cancelled.add(step)
+        self._emit(CancelRequested(run=self.run_id, step=step, actor=actor, target="step"))
+        if step in self._running:
+            self._executor.cancel(step)
+        elif step in self._gates:
+            self._close_gate(step, "cancelled", f"cancelled by {actor.user}")
+            self._skip(step, f"cancelled by {actor.user}")
+        elif step in self._retry_timers:
+            self._retry_timers.pop(step).cancel()
+            self._skip(step, f"cancelled by {actor.user}")
+        elif any(sid == step for _, sid in self._queue):
+            self._queue = [(r, s) for r, s in self._queue if s != step]
+            heapq.heapify(self._queue)
+            self._skip(step, f"cancelled by {actor.user}")
+        return Verdict(True, f"cancelling {step}")
+
+    def cancel_run(self, uid: int, via: str) -> Verdict:
+        _, actor = self._actor(uid, via)
+        if not self._may_steer(uid):
+            return self._refused(
+                "",
+                actor,
+                "cancel",
+                Verdict(
+                    False,
+                    f"only {self.initiator.user}, who started run {self.run_id}, can cancel it",
+                ),
+            )
+        if self._closed or self._done.is_set():
+            return Verdict(False, f"run {self.run_id} has already finished")
+        self._emit(CancelRequested(run=self.run_id, actor=actor, target="run"))
+        self._stop("cancelled")
+        return Verdict(True, f"cancelling run {self.run_id}")
+
+    def interrupt(self, signal_name: str) -> None:
+        """A signal (SIGTERM, SIGHUP, SIGINT) stops the run; the steps are killed and recorded."""
+        if self._stopping is not None or self._closed:
+            return
+        self._emit(RunInterrupted(run=self.run_id, signal=signal_name))
+        self._stop("interrupted")
+
+    def _stop(self, outcome: RunOutcome) -> None:
+        if self._stopping is not None:
+            return
+        self._stopping = outcome
+        for sid in list(self._gates):
+            self._close_gate(sid, "cancelled", f"run {outcome}")
+            self._skip(sid, f"run {outcome} while waiting for approval")
+        for sid, timer in list(self._retry_timers.items()):
+            timer.cancel()
+            del self._retry_timers[sid]
+            self._skip(sid, f"run {outcome} before its next attempt")
+        queued, self._queue = self._queue, []
+        for _, sid in sorted(queued):
+            self._skip(sid, f"run {outcome} before it started")
+        for sid in list(self._running):
+            self._executor.cancel(sid)
+
+    def retry_step(self, step: str, uid: int, via: str) -> Verdict:
+        if step not in self.loaded.steps:
+            return Verdict(False, f"run {self.run_id} has no step {step!r}")
+        if not self._may_steer(uid):
+            return Verdict(
+                False,
+                f"only {self.initiator.user}, who started run {self.run_id}, can retry its steps",
+            )
+        if self._closed or self._done.is_set():
+            return Verdict(
+                False,
+                f"run {self.run_id} has finished; start a new run with --resume {self.run_id}",
+            )
+        status = self.state.steps[step].status
+        if status not in FAILED and status != "cancelled":
+            return Verdict(False, f"step {step!r} is {status}; only a failed step can be retried")
+        reset = [
+            step,
+            *sorted((d for d in self._skipped_descendants(step)), key=self._rank.__getitem__),
+        ]
+        _, actor = self._actor(uid, via)
+        self._emit(RetryRequested(run=self.run_id, step=step, actor=actor, steps=tuple(reset)))
+        self._cancelled.difference_update(reset)
+        self._attempts[step] = 0
+        self._unfinished += len(reset)
+        for sid in reset:
+            self._waiting_on[sid] = sum(
+                1 for need in self.loaded.steps[sid].needs if not self.state.steps[need].finished
+            )
+        for sid in reset:
+            for dependent in self._dependents.get(sid, ()):
+                if dependent not in reset and not self.state.steps[dependent].finished:
+                    self._waiting_on[dependent] += 1
+        self._make_ready(step)
+        return Verdict(True, f"retrying {step} and {len(reset) - 1} skipped dependent(s)")
+
+    def _skipped_descendants(self, step: str) -> set[str]:
+        found: set[str] = set()
+        stack = list(self._dependents.get(step, ()))
+        while stack:
+            sid = stack.pop()
+            if sid in found or self.state.steps[sid].status != "skipped":
+                continue
+            found.add(sid)
+            stack.extend(self._dependents.get(sid, ()))
+        return found
+
+    # --- status for the control socket ---------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        done, total = self.state.progress
+        return {
+            "run": self.run_id,
+            "workflow": self.loaded.name,
+            "status": self.state.status,
+            "user": self.initiator.user,
+            "pid": os.getpid(),
+            "progress": [done, total],
+            "steps": {sid: st.status for sid, st in self.state.steps.items()},
+            "gates": {
+                sid: {
+                    "summary": gate.decision.summary,
+                    "approvals": len(gate.tally.approvals),
+                    "approvals_required": gate.decision.approvals_required,
+                }
+                for sid, gate in self._gates.items()
+            },
+        }
+
+
+def decision_policies(decision: Decision) -> tuple[str, ...]:
+    return tuple(rule.name for rule in decision.rules if rule.effect != "allow")
+
+
+def _status_phrase(status: str) -> str:
+    return {
+        "failed": "failed",
+        "error": "failed with an error",
+        "denied": "was denied",
+        "skipped": "was skipped",
+        "cancelled": "was cancelled",
+    }.get(status, f"is {status}")

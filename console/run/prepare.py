@@ -1,0 +1,124 @@
+"""Turn a step into the exact command the executor runs: argv or script, env, cwd, secrets.
+
+Secrets (`${secret:NAME}` in a step's env) come from this process's environment and are
+resolved once, before the run starts; a missing one stops the run there, named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from console.errors import SecretError
+from console.run.executor import StepCommand
+from console.workflow.loaded import LoadedWorkflow
+from console.workflow.model import SECRET_REFERENCE
+from console.workflow.templating import render_argv
+
+MIN_SECRET_LENGTH = 4
+MASK = "***"
+
+
+def param_env(params: Mapping[str, object]) -> dict[str, str]:
+    """Params as environment variables: `version` -> PARAM_VERSION."""
+    return {f"PARAM_{name.upper()}": _env_value(value) for name, value in params.items()}
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class StepPreparer:
+    def __init__(
+        self,
+        loaded: LoadedWorkflow,
+        params: Mapping[str, str | int | bool],
+        run_id: str,
+        run_dir: Path,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._loaded = loaded
+        self._params = dict(params)
+        self._run_id = run_id
+        self._run_dir = run_dir
+        self._environ = dict(os.environ if environ is None else environ)
+        self._secret_values = self._resolve_secrets()
+        secret_params = [
+            str(params[name])
+            for name, decl in loaded.model.params.items()
+            if decl.secret and name in params
+        ]
+        self.secrets: tuple[str, ...] = tuple(
+            sorted({*self._secret_values.values(), *secret_params}, key=len, reverse=True)
+        )
+        self._base_env = {**self._environ, **param_env(self._params), "CONSOLE_RUN_ID": run_id}
+
+    def _resolve_secrets(self) -> dict[str, str]:
+        needed: dict[str, list[str]] = {}
+        for step_id, step in self._loaded.steps.items():
+            for name in step.secret_names:
+                needed.setdefault(name, []).append(step_id)
+        values: dict[str, str] = {}
+        for name, steps in needed.items():
+            value = self._environ.get(name)
+            where = ", ".join(f"steps.{s}.env" for s in steps)
+            if value is None:
+                raise SecretError(
+                    f"secret {name!r} is not set ({where} uses ${{secret:{name}}}) — export "
+                    f"{name} in the environment that starts the run"
+                )
+            if len(value) < MIN_SECRET_LENGTH:
+                raise SecretError(
+                    f"secret {name!r} is shorter than {MIN_SECRET_LENGTH} characters ({where}); "
+                    "masking it would blank out ordinary output — use a real secret"
+                )
+            values[name] = value
+        return values
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def masked_params(self) -> dict[str, object]:
+        decls = self._loaded.model.params
+        return {
+            name: (MASK if name in decls and decls[name].secret else value)
+            for name, value in self._params.items()
+        }
+
+    def display_command(self, step_id: str) -> tuple[str, ...] | str:
+        run = self._loaded.steps[step_id].run
+        if isinstance(run, str):
+            return run
+        return tuple(self.mask(arg) for arg in render_argv(run, self._params))
+
+    def log_path(self, step_id: str, attempt: int) -> Path:
+        return self._run_dir / f"{step_id}.{attempt}.log"
+
+    def command(self, step_id: str, attempt: int) -> StepCommand:
+        step = self._loaded.steps[step_id]
+        env = dict(self._base_env)
+        for key, value in step.env.items():
+            env[key] = SECRET_REFERENCE.sub(lambda m: self._secret_values[m.group(1)], value)
+        env["CONSOLE_STEP"] = step_id
+        env["CONSOLE_ATTEMPT"] = str(attempt)
+        cwd = self._loaded.base_dir / step.cwd if step.cwd else self._loaded.base_dir
+        if isinstance(step.run, str):
+            argv, script = None, step.run
+        else:
+            argv, script = render_argv(step.run, self._params), None
+        return StepCommand(
+            step_id=step_id,
+            attempt=attempt,
+            argv=argv,
+            script=script,
+            env=env,
+            cwd=cwd,
+            timeout_s=step.timeout,
+            log_path=self.log_path(step_id, attempt),
+            secrets=self.secrets,
+        )
