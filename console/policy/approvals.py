@@ -95,6 +95,11 @@ class GateTally:
         if len(self.approvals) >= d.approvals_required:
             return (f"all {d.approvals_required} approval{_s(d.approvals_required)} are given; "
                     f"the step waits for an override of {_names(self._soft_rules())}")
+        return self.approver_refusal(identity)
+
+    def approver_refusal(self, identity: Identity) -> str | None:
+        """Why `identity` cannot count as an approver here, whatever state the gate is in."""
+        d = self.decision
         if d.separation_of_duties and identity.uid == self.initiator_uid:
             rules = [r for r in d.approval_rules if r.separation_of_duties]
             return (f"you started this run; {_policies(rules)} "
@@ -136,22 +141,25 @@ class GateTally:
         self.denied_by = self._given(identity, text)
         return Verdict(True, f"denied by {identity.user}: {text}")
 
-    def override(self, identity: Identity, reason: str) -> Verdict:
+    def may_override(self, identity: Identity) -> str | None:
+        """None when `identity` may override this gate now; otherwise why not."""
         d = self.decision
         if d.effect != "deny":
-            return Verdict(False, f"there is nothing to override: the step is not denied "
-                                  f"({d.summary})")
+            return f"there is nothing to override: the step is not denied ({d.summary})"
         if d.level == "hard":
-            hard = d.denying_rules[0]
-            return Verdict(False, f"policy {hard.name!r} is hard: it cannot be overridden")
+            return f"policy {d.denying_rules[0].name!r} is hard: it cannot be overridden"
         closed = self._closed_reason()
         if closed is not None:
-            return Verdict(False, closed)
+            return closed
         if self.overridden_by is not None:
-            return Verdict(False, f"already overridden by {self.overridden_by.user}")
-        refusal = self._override_refusal(identity)
+            return f"already overridden by {self.overridden_by.user}"
+        return self._override_refusal(identity)
+
+    def override(self, identity: Identity, reason: str) -> Verdict:
+        refusal = self.may_override(identity)
         if refusal is not None:
             return Verdict(False, refusal)
+        d = self.decision
         text = reason.strip()
         if not text:
             return Verdict(False, "an override needs a reason — say why (--reason TEXT)")
