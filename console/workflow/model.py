@@ -64,9 +64,10 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "10m", "1h30m"]}
-    ),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "10m", "1h30m"]},
+        {"type": "number", "minimum": 0, "description": "seconds"},
+    ]}),
 ]
 StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN, max_length=128)]
 ParamName = Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
