@@ -1,0 +1,138 @@
+"""End to end: a real Engine at a real gate, driven by `python -m console ...` subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.run.engine import Engine
+from console.run.events import ApprovalGiven, ApprovalRefused, RecordingSink
+from console.workflow.loader import load_workflow
+
+from .conftest import settings_in, write_workflow
+
+NOBODY = 65534
+GATED = """
+[workflow]
+name = "gated"
+[steps.build]
+run = "true"
+[steps.deploy]
+needs = ["build"]
+run = "true"
+approval = { approvals = 1, separation_of_duties = true }
+[steps.verify]
+needs = ["deploy"]
+run = "true"
+"""
+
+
+@pytest.fixture
+def public_runtime() -> Iterator[Path]:
+    """A runtime dir another uid can reach (pytest's tmp_path is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="console-test-runs-"))
+    os.chmod(path, 0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def console(*argv: str, runtime: Path, as_uid: int | None = None) -> tuple[int, str, str]:
+    command = [sys.executable, "-m", "console", *argv]
+    if as_uid is not None:
+        command = ["setpriv", f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups",
+                   *command]
+    proc = await asyncio.create_subprocess_exec(
+        *command, env={**os.environ, "CONSOLE_RUNTIME_DIR": str(runtime)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def at_gate(engine: Engine, step: str) -> asyncio.Task[str]:
+    task: asyncio.Task[str] = asyncio.create_task(engine.run())
+    async with asyncio.timeout(30):
+        while engine.state.steps.get(step) is None or (
+            engine.state.steps[step].status != "awaiting_approval"
+        ):
+            if task.done():
+                task.result()
+                raise AssertionError(f"run ended before {step} reached its gate")
+            await asyncio.sleep(0.01)
+    return task
+
+
+def gated_engine(tmp_path: Path, runtime: Path, initiator_uid: int) -> tuple[Engine, RecordingSink]:
+    loaded = load_workflow(write_workflow(tmp_path, GATED))
+    sink = RecordingSink()
+    settings = settings_in(tmp_path, runtime_dir=runtime)
+    return Engine(loaded, {}, [sink], settings, initiator_uid=initiator_uid), sink
+
+
+async def test_console_approve_from_another_process_opens_the_gate(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    engine, sink = gated_engine(tmp_path, runtime, initiator_uid=NOBODY)
+    task = await at_gate(engine, "deploy")
+    audit = str(engine.settings.audit_path)
+    _, live, _ = await console("status", engine.run_id, "--json", "--audit", audit,
+                               runtime=runtime)
+    approved = await console("approve", engine.run_id, "deploy", "--reason", "diff reviewed",
+                             runtime=runtime)
+    outcome = await asyncio.wait_for(task, 30)
+    _, after, _ = await console("status", "--audit", audit, runtime=runtime)
+
+    live_status = json.loads(live)
+    assert (live_status["live"], live_status["source"]) == (True, "socket")
+    assert live_status["state"]["steps"]["deploy"]["status"] == "awaiting_approval"
+    assert approved[0] == 0, approved
+    assert outcome == "succeeded"
+    [given] = sink.of_type(ApprovalGiven)
+    assert isinstance(given, ApprovalGiven) and given.actor is not None
+    assert (given.actor.uid, given.actor.via, given.reason) == (os.getuid(), "socket",
+                                                                "diff reviewed")
+    assert after.splitlines()[1].split()[:4] == [engine.run_id, "gated", "succeeded", "3/3"]
+    assert not (runtime / f"{engine.run_id}.sock").exists()
+
+
+async def test_console_cancel_stops_a_run_waiting_at_a_gate(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    engine, _ = gated_engine(tmp_path, runtime, initiator_uid=os.getuid())
+    task = await at_gate(engine, "deploy")
+    code, out, err = await console("cancel", engine.run_id, runtime=runtime)
+    outcome = await asyncio.wait_for(task, 30)
+    assert code == 0, (out, err)
+    assert outcome == "cancelled"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another uid")
+async def test_the_initiator_is_refused_and_another_user_approves(
+    tmp_path: Path, public_runtime: Path
+) -> None:
+    engine, sink = gated_engine(tmp_path, public_runtime, initiator_uid=os.getuid())
+    task = await at_gate(engine, "deploy")
+    own = await console("approve", engine.run_id, "deploy", runtime=public_runtime)
+    other = await console("approve", engine.run_id, "deploy", "--reason", "second pair of eyes",
+                          runtime=public_runtime, as_uid=NOBODY)
+    outcome = await asyncio.wait_for(task, 30)
+
+    assert own[0] == 3 and own[1] == ""
+    assert own[2].startswith("console: ") and "started this run" in own[2]
+    assert other[0] == 0, other
+    assert outcome == "succeeded"
+    [refused] = sink.of_type(ApprovalRefused)
+    assert refused.actor is not None and refused.actor.uid == os.getuid()
+    [given] = sink.of_type(ApprovalGiven)
+    assert given.actor is not None
+    assert (given.actor.uid, given.actor.user, given.actor.via) == (NOBODY, "nobody", "socket")
