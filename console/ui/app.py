@@ -1,0 +1,224 @@
+"""ConsoleApp and the one factory that builds it for the CLI, the tests and snapshot apps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import pwd
+import signal
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.theme import Theme
+
+from console.config import Config, ConfigError, save_theme
+from console.paths import default_audit_path
+from console.run.engine import Engine, EngineSettings, Executor
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.run import Clock, EngineFactory, RunOptions, RunScreen
+from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
+from console.ui.widgets.audit_pane import AuditPane
+from console.ui.widgets.dag import DagView
+from console.workflow.loaded import LoadedWorkflow
+from console.workflow.loader import load_workflow
+
+_KEY_NAMES = {
+    "slash": "/",
+    "question_mark": "?",
+    "up": "↑",
+    "down": "↓",
+    "left": "←",
+    "right": "→",
+    "escape": "esc",
+}
+
+
+def _key_label(keys: str) -> str:
+    return " ".join(_KEY_NAMES.get(k, k) for k in keys.split(","))
+
+
+def _bindings(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    return [
+        (_key_label(b.key), b.tooltip or b.description)
+        for b in bindings
+        if isinstance(b, Binding)
+    ]
+
+
+class ConsoleApp(App[int]):
+    CSS_PATH = "console.tcss"
+    TITLE = "console"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "next_theme", "Theme", show=False, tooltip="Switch to the next theme"),
+        Binding("question_mark", "help", "Help", tooltip="Every key, in one place"),
+        Binding("q", "quit", "Quit", tooltip="Quit (asks first while a run is live)"),
+    ]
+
+    def __init__(self, options: RunOptions, *, themes: list[Theme], theme: str,
+                 remember_theme: bool = True) -> None:
+        super().__init__()
+        self.options = options
+        self.theme_names = register_themes(self, themes)
+        self.remember_theme = remember_theme
+        self.theme = theme
+        self.run_screen = RunScreen(options)
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.run_screen
+
+    def on_mount(self) -> None:
+        if not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self._signalled, sig.name)
+
+    def _signalled(self, name: str) -> None:
+        screen = self.run_screen
+        if screen.engine is not None and screen.state.live:
+            screen._quit_after_run = True
+            screen.engine.interrupt(name)
+        else:
+            self.exit(screen.exit_code)
+
+    # --- actions -----------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        self.run_screen.request_quit()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.key_rows()))
+
+    def action_next_theme(self) -> None:
+        self.theme = next_theme(self.theme, self.theme_names)
+        self.notify(f"Theme: {self.theme}", timeout=2)
+        if self.remember_theme:
+            try:
+                save_theme(self.theme)
+            except ConfigError as exc:
+                self.notify(exc.message, title="Theme not saved", severity="warning")
+
+    def key_rows(self) -> list[tuple[str, str]]:
+        rows = _bindings(RunScreen.BINDINGS) + _bindings(DagView.BINDINGS)
+        rows += _bindings(ConsoleApp.BINDINGS)
+        rows += [(f"{key} (audit pane)", text) for key, text in _bindings(AuditPane.BINDINGS)]
+        rows += [
+            ("enter (dialog)", "Confirm the dialog (approve, deny, override, start)"),
+            ("esc (dialog)", "Cancel the dialog"),
+            ("tab shift+tab", "Move between panes and fields"),
+            ("ctrl+p", "Command palette: every action by name"),
+            ("ctrl+q", "Quit (asks first while a run is live)"),
+        ]
+        return rows
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        run = self.run_screen
+        commands: list[tuple[str, str, Callable[[], object]]] = [
+            ("Approve step", "Approve the selected step's gate", run.action_approve),
+            ("Deny step", "Deny the selected step's gate (reason required)", run.action_deny),
+            ("Override policy", "Override a soft policy on the selected step", run.action_override),
+            ("Retry step", "Retry the selected failed step", run.action_retry),
+            ("Cancel step or run", "Cancel the selected step or the whole run", run.action_cancel),
+            ("Start run", "Start a run of this workflow", run.action_start),
+            ("Filter steps", "Filter by name, tag or status", run.action_filter),
+            ("Toggle graph/list", "Switch the DAG between graph and list", run.action_toggle_view),
+            ("Toggle audit pane", "Show or hide the audit trail", run.action_toggle_audit),
+            ("Next theme", "Switch to the next console theme", self.action_next_theme),
+            ("Keys", "Every key, in one place", self.action_help),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+
+def _default_engine_factory(settings: EngineSettings, executor: Executor | None) -> EngineFactory:
+    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool]) -> Engine:
+        return Engine(loaded, params, (), settings, executor=executor)
+
+    return build
+
+
+def _audit_path(loaded: LoadedWorkflow, config: Config) -> Path:
+    """`[workflow] audit` (relative to the workflow), else the config file's, else the default."""
+    if loaded.model.workflow.audit:
+        return (loaded.base_dir / Path(loaded.model.workflow.audit).expanduser()).resolve()
+    return config.audit_path or default_audit_path()
+
+
+def _local_identity() -> tuple[str, str]:
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    return user, socket.gethostname()
+
+
+def make_app(
+    workflow: LoadedWorkflow | Path | str,
+    *,
+    params: Mapping[str, str | int | bool] | None = None,
+    settings: EngineSettings | None = None,
+    theme: str | None = None,
+    start: bool = False,
+    clock: Clock | None = None,
+    executor: Executor | None = None,
+    engine_factory: EngineFactory | None = None,
+    watch: bool = True,
+    blink: bool = True,
+    identity: tuple[str, str] | None = None,
+    config: Config | None = None,
+    remember_theme: bool = True,
+    audit_path: Path | None = None,
+) -> ConsoleApp:
+    """Build the app. `params` are the values given (e.g. `-p`); the form asks for the rest.
+
+    `start` runs at once (asking for missing params first); otherwise the app opens idle
+    and `s` starts a run. `clock`, `identity` and `blink=False` pin snapshot apps.
+    `audit_path` (--audit) outranks `settings`, `[workflow] audit` and the config file.
+    """
+    loaded = workflow if isinstance(workflow, LoadedWorkflow) else load_workflow(workflow)
+    config = config if config is not None else Config.load()
+    if settings is None:
+        settings = EngineSettings(audit_path=_audit_path(loaded, config))
+    settings = dataclasses.replace(settings, via="tui")
+    if audit_path is not None:
+        settings = dataclasses.replace(settings, audit_path=audit_path)
+    themes = load_themes()
+    chosen = initial_theme(theme, config, os.environ, [t.name for t in themes])
+    user, host = identity if identity is not None else _local_identity()
+    options = RunOptions(
+        loaded=loaded,
+        given_params=dict(params or {}),
+        settings=settings,
+        engine_factory=engine_factory or _default_engine_factory(settings, executor),
+        clock=clock or (lambda: datetime.now(UTC)),
+        user=user,
+        host=host,
+        start=start,
+        watch=watch,
+        blink=blink,
+    )
+    return ConsoleApp(options, themes=themes, theme=chosen, remember_theme=remember_theme)
+
+
+def run_tui(
+    loaded: LoadedWorkflow,
+    params: dict[str, str | int | bool],
+    settings: EngineSettings,
+    theme: str | None = None,
+) -> int:
+    """`console run FILE`: open the UI and start the run. Returns the exit code: 0 all
+    succeeded, 1 failed, 3 denied, 130 interrupted or cancelled."""
+    app = make_app(loaded, params=params, settings=settings, theme=theme, start=True)
+    code = app.run()
+    return 1 if code is None else code

@@ -1,0 +1,1 @@
+"""The run screen and its dialogs (approval, confirm, params, help)."""

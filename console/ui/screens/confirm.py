@@ -1,0 +1,62 @@
+"""A yes/no (or one-of-several) question as a modal that dismisses with the chosen key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label
+from textual.widgets.button import ButtonVariant
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    """Dismisses with the chosen choice's key, or None on escape.
+
+    `enter` picks the focused button; the first choice has the focus.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss_none", "Back", show=True),
+        Binding("left,h", "app.focus_previous", "Previous choice", show=False),
+        Binding("right,l", "app.focus_next", "Next choice", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical {
+        width: auto; max-width: 70; height: auto;
+        border: round $primary; background: $panel; padding: 0 1;
+    }
+    ConfirmScreen #question { width: auto; max-width: 66; margin-bottom: 1; }
+    ConfirmScreen Horizontal { width: auto; height: auto; }
+    ConfirmScreen Button { margin: 0 1 0 0; min-width: 10; }
+    """
+
+    def __init__(self, question: str, choices: Sequence[tuple[str, str]]) -> None:
+        super().__init__()
+        self.question = question
+        self.choices = list(choices)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question, id="question")
+            with Horizontal():
+                for i, (key, label) in enumerate(self.choices):
+                    variant: ButtonVariant = "error" if i == 0 else "default"
+                    yield Button(label, id=f"choice-{key}", variant=variant)
+
+    def on_mount(self) -> None:
+        self.query(Button).first().focus()
+
+    @on(Button.Pressed)
+    def _chosen(self, event: Button.Pressed) -> None:
+        assert event.button.id is not None
+        self.dismiss(event.button.id.removeprefix("choice-"))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,490 @@
+"""The run screen: header, DAG, step detail, audit pane and footer, and the run behind them.
+
+The screen owns the run state (a fold of the engine's events, delivered in batches by the
+bridge) and hands it down to its widgets; they post selection changes up. The engine runs
+in a worker of group "engine"; the workflow file is watched by a worker of group "watch".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from console.audit.log import AuditLog
+from console.errors import ConsoleError, ParamError, WorkflowError
+from console.run.actions import Verdict
+from console.run.engine import Engine, EngineSettings
+from console.run.events import Event, GateOpened, RunOutcome, RunStarted, StepOutput
+from console.run.state import RunState
+from console.ui.bridge import EventBridge
+from console.ui.screens.approval import ApprovalScreen, GateAction, GateAnswer
+from console.ui.screens.confirm import ConfirmScreen
+from console.ui.screens.params import ParamsScreen, ParamValues, as_text
+from console.ui.screens.summary import SummaryScreen
+from console.ui.watch import watch_files
+from console.ui.widgets.audit_pane import AuditPane
+from console.ui.widgets.dag import DagView
+from console.ui.widgets.header import RunHeader
+from console.ui.widgets.node_status import describe
+from console.ui.widgets.step_detail import StepDetail
+from console.workflow.loaded import LoadedWorkflow
+from console.workflow.loader import load_workflow, resolve_params
+
+Clock = Callable[[], datetime]
+EngineFactory = Callable[[LoadedWorkflow, Mapping[str, str | int | bool]], Engine]
+EXIT_CODES: dict[str, int] = {
+    "succeeded": 0,
+    "failed": 1,
+    "denied": 3,
+    "cancelled": 130,
+    "interrupted": 130,
+}
+# A step that starts waiting takes the selection unless the person moved it this recently.
+QUIET_BEFORE_AUTOSELECT_S = 4.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    loaded: LoadedWorkflow
+    given_params: Mapping[str, str | int | bool]
+    settings: EngineSettings
+    engine_factory: EngineFactory
+    clock: Clock
+    user: str
+    host: str
+    start: bool = False
+    watch: bool = True
+    blink: bool = True
+
+
+class RunScreen(Screen[None]):
+    # Narrow terminals show the step detail only on `enter`; wide ones always.
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 (declared without ClassVar by Screen)
+        (0, "-narrow"),
+        (110, "-wide"),
+    ]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve", tooltip="Approve the selected step's gate"),
+        Binding("x", "deny", "Deny", tooltip="Deny the selected step's gate (reason required)"),
+        Binding("o", "override", "Override", show=False,
+                tooltip="Override a soft policy on the selected step (reason required)"),
+        Binding("r", "retry", "Retry", tooltip="Retry the failed step and its skipped dependents"),
+        Binding("c", "cancel", "Cancel", tooltip="Cancel the selected step or the whole run"),
+        Binding("s", "start", "Start", tooltip="Start a run (asks for params if needed)"),
+        Binding("slash", "filter", "Filter", tooltip="Filter steps by name, tag or status"),
+        Binding("g", "toggle_view", "Graph/list", show=False, tooltip="Switch graph and list"),
+        Binding("b", "toggle_audit", "Audit", show=False, tooltip="Show or hide the audit pane"),
+        Binding("escape", "back", "Back", show=False, tooltip="Close the filter or the detail"),
+    ]
+
+    def __init__(self, options: RunOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.loaded = options.loaded
+        self.given_params: dict[str, str | int | bool] = dict(options.given_params)
+        self.state = RunState()
+        self.engine: Engine | None = None
+        self.bridge: EventBridge | None = None
+        self.exit_code = 0
+        self.verdicts: dict[str, str] = {}
+        self.banner_text = ""
+        self._last_person_move = -math.inf
+        self._changed_during_run = False
+        self._quit_after_run = False
+
+    # --- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(user=self.options.user, host=self.options.host, id="header")
+        yield Static("", id="banner")
+        with Horizontal(id="main"):
+            yield DagView(id="dag")
+            yield StepDetail(id="detail")
+        filter_input = Input(placeholder="filter: name, tag or status (tag:prod, status:failed)",
+                             id="filter")
+        filter_input.cursor_blink = self.options.blink
+        yield filter_input
+        yield Footer(compact=True)
+
+    @property
+    def dag(self) -> DagView:
+        return self.query_one("#dag", DagView)
+
+    @property
+    def detail(self) -> StepDetail:
+        return self.query_one("#detail", StepDetail)
+
+    def on_mount(self) -> None:
+        self.dag.set_workflow(self.loaded.steps)
+        self.dag.focus()
+        self.refresh_views()
+        self.set_interval(1.0, self._tick)
+        if self.options.watch:
+            self._watch_workflow()
+        if self.options.start:
+            self.call_after_refresh(self.begin_run, False)
+
+    # --- state down --------------------------------------------------------------------
+
+    def refresh_views(self) -> None:
+        now = self.options.clock()
+        workflow = self.state.workflow or self.loaded.name
+        self.query_one(RunHeader).show(workflow, self.state, now, len(self.loaded.steps))
+        self.dag.set_state(self.state, now)
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        sid = self.dag.selected
+        state = self.state.steps.get(sid) if sid is not None else None
+        model = self.loaded.steps.get(sid) if sid is not None else None
+        verdict = self.verdicts.get(sid) if sid is not None else None
+        self.detail.show(sid, model, state, self.options.clock(), verdict)
+
+    def _tick(self) -> None:
+        if self.state.live:
+            self.refresh_views()
+
+    def apply_events(self, batch: list[Event]) -> None:
+        """Fold a batch of engine events into the state and redraw once."""
+        opened: list[str] = []
+        for event in batch:
+            self.state.apply(event)
+            if isinstance(event, GateOpened) and event.step is not None:
+                opened.append(event.step)
+            elif isinstance(event, RunStarted):
+                for pane in self.query(AuditPane):
+                    pane.run_id = event.run
+        self.refresh_views()
+        for sid in opened:
+            self._gate_opened(sid)
+        if any(isinstance(e, StepOutput) and e.step == self.dag.selected for e in batch):
+            self.detail.refresh_log()
+
+    def _gate_opened(self, sid: str) -> None:
+        if time.monotonic() - self._last_person_move > QUIET_BEFORE_AUTOSELECT_S:
+            self.dag.set_selected(sid, by_person=False)
+        step = self.state.steps[sid]
+        if (step.decision or {}).get("effect") == "deny":
+            hint = "a soft policy denies it: press o to override (reason required)"
+        else:
+            hint = f"needs {step.approvals_required} approval(s): press a to approve, x to deny"
+        self.notify(f"{sid} is waiting — {hint}", title="Approval needed",
+                    severity="warning", timeout=10)
+
+    def show_banner(self, text: str, kind: str = "warning") -> None:
+        self.banner_text = text
+        banner = self.query_one("#banner", Static)
+        banner.update(text)
+        banner.set_class(bool(text), "-shown")
+        banner.set_class(kind == "error", "-error")
+
+    @on(DagView.StepSelected)
+    def _selected(self, event: DagView.StepSelected) -> None:
+        if event.by_person:
+            self._last_person_move = time.monotonic()
+        self._show_detail()
+
+    @on(DagView.StepOpened)
+    def _opened(self, event: DagView.StepOpened) -> None:
+        if self.has_class("-narrow"):
+            self.toggle_class("-show-detail")
+        else:
+            self.query_one("#detail-scroll").focus()
+
+    # --- starting and running ----------------------------------------------------------
+
+    def begin_run(self, ask: bool = True) -> None:
+        """Start a run: ask for params if some are missing (or, with `ask`, not given)."""
+        if self.engine is not None and self._engine_busy():
+            self.notify("A run is live already; one run at a time.", severity="warning")
+            return
+        declared = self.loaded.model.params
+        missing = [n for n, p in declared.items() if p.is_required and n not in self.given_params]
+        unasked = [n for n in declared if n not in self.given_params]
+        if missing or (ask and unasked):
+            self.app.push_screen(
+                ParamsScreen(self.loaded.model, self.given_params, blink=self.options.blink),
+                self._params_chosen,
+            )
+            return
+        try:
+            given = {k: as_text(v) for k, v in self.given_params.items()}
+            params = resolve_params(self.loaded.model, given)
+        except ParamError as exc:
+            self.show_banner(exc.message, "error")
+            return
+        self._start(params)
+
+    def _params_chosen(self, values: ParamValues | None) -> None:
+        if values is None:
+            self.notify("Run not started.", severity="information")
+            return
+        self._start(values)
+
+    def _start(self, params: ParamValues) -> None:
+        self.state = RunState()
+        self.verdicts.clear()
+        if not self._changed_during_run:
+            self.show_banner("")
+        self.refresh_views()
+        self._run_engine(dict(params))
+
+    def _engine_busy(self) -> bool:
+        return any(w.group == "engine" and w.is_running for w in self.workers)
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def _run_engine(self, params: ParamValues) -> RunOutcome:
+        engine = self.options.engine_factory(self.loaded, params)
+        self.engine = engine
+        bridge = self.bridge = EventBridge(self.apply_events)
+        engine.add_sink(bridge)
+        try:
+            return await engine.run()
+        finally:
+            bridge.close()
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "engine":
+            if event.state == WorkerState.SUCCESS:
+                self._run_ended(str(worker.result))
+            elif event.state == WorkerState.ERROR:
+                self._run_failed_to_start(worker.error)
+        elif worker.group == "watch" and event.state == WorkerState.ERROR:
+            self.show_banner(f"Not watching {self.loaded.path.name} for changes: {worker.error}")
+
+    def _run_ended(self, outcome: str) -> None:
+        self.exit_code = EXIT_CODES.get(outcome, 1)
+        self.refresh_views()
+        self.notify(f"Run {self.state.run_id} {outcome}.", title="Run finished",
+                    severity="information" if outcome == "succeeded" else "error")
+        if self._changed_during_run:
+            self._changed_during_run = False
+            self.reload_workflow()
+        if self._quit_after_run:
+            self.app.exit(self.exit_code)
+            return
+        self.app.push_screen(SummaryScreen(self.state, self._audit_head()))
+
+    def _audit_head(self) -> str:
+        try:
+            with AuditLog(self.options.settings.audit_path) as log:
+                seq, digest = log.head()
+        except ConsoleError as exc:
+            return f"unknown ({exc.message})"
+        return f"{seq}:{digest}"
+
+    def _run_failed_to_start(self, error: BaseException | None) -> None:
+        if isinstance(error, ConsoleError):
+            message, self.exit_code = error.message, error.exit_code
+        else:
+            message, self.exit_code = f"the run stopped unexpectedly: {error!r}", 1
+        self.show_banner(f"Run not started: {message}", "error")
+        self.notify(message, title="Run not started", severity="error", timeout=10)
+        if self._quit_after_run:
+            self.app.exit(self.exit_code)
+
+    # --- watching the file ---------------------------------------------------------------
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def _watch_workflow(self) -> None:
+        files = [self.loaded.path, *(Path(name) for name in self.loaded.file_hashes)]
+        await watch_files(files, self._files_changed)
+
+    def _files_changed(self, changed: set[Path]) -> None:
+        if self.state.live or self._engine_busy():
+            self._changed_during_run = True
+            self.show_banner(f"{self.loaded.path.name} changed on disk: the change applies to "
+                             "the next run.")
+            return
+        self.reload_workflow()
+
+    def reload_workflow(self) -> None:
+        """Load the file again; on errors keep the last good DAG and say what is wrong."""
+        try:
+            loaded = load_workflow(self.loaded.path)
+        except WorkflowError as exc:
+            self.show_banner(f"{self.loaded.path.name} has errors; showing the last good "
+                             f"version until they are fixed:\n{exc.message}", "error")
+            return
+        self.loaded = loaded
+        self.state = RunState()
+        self.dag.set_workflow(loaded.steps)
+        self.show_banner("")
+        self.refresh_views()
+        self.notify(f"Reloaded {loaded.path.name}.", timeout=3)
+
+    # --- actions -------------------------------------------------------------------------
+
+    def _live_engine(self) -> Engine | None:
+        if self.engine is None or not self.state.live:
+            self.notify("No run is live. Press s to start one.", severity="warning")
+            return None
+        return self.engine
+
+    def _selected_step(self) -> str | None:
+        sid = self.dag.selected
+        if sid is None:
+            self.notify("No step selected.", severity="warning")
+        return sid
+
+    def show_verdict(self, sid: str | None, verdict: Verdict) -> None:
+        if sid is not None:
+            self.verdicts[sid] = ("✓ " if verdict.ok else "✗ refused: ") + verdict.message
+        self.notify(verdict.message, severity="information" if verdict.ok else "error",
+                    title="" if verdict.ok else "Refused")
+        self._show_detail()
+
+    def action_approve(self) -> None:
+        self._gate_action("approve")
+
+    def action_deny(self) -> None:
+        self._gate_action("deny")
+
+    def action_override(self) -> None:
+        self._gate_action("override")
+
+    def _gate_action(self, action: GateAction) -> None:
+        engine = self._live_engine()
+        sid = self._selected_step() if engine is not None else None
+        if engine is None or sid is None:
+            return
+        step = self.state.steps.get(sid)
+        if step is None or step.status != "awaiting_approval":
+            word = describe(step, self.options.clock()).word if step else "pending"
+            self.notify(f"{sid} is not waiting at a gate (it is {word}).", severity="warning")
+            return
+        if action == "approve" and (step.decision or {}).get("effect") == "deny":
+            self.notify(f"A policy denies {sid}; approving cannot lift it. Press o to override "
+                        "it (soft policies only, reason required).", severity="warning")
+            return
+        dialog = ApprovalScreen(step, action, reason_required=step.reason_required,
+                                blink=self.options.blink)
+        self.app.push_screen(dialog, partial(self._gate_answered, sid))
+
+    def _gate_answered(self, sid: str, answer: GateAnswer | None) -> None:
+        engine = self.engine
+        if answer is None or engine is None:
+            return
+        uid = os.getuid()
+        if answer.action == "approve":
+            verdict = engine.approve(sid, uid, "tui", answer.reason)
+        elif answer.action == "deny":
+            verdict = engine.deny(sid, uid, "tui", answer.reason or "")
+        else:
+            verdict = engine.override(sid, uid, "tui", answer.reason or "")
+        self.show_verdict(sid, verdict)
+
+    def action_retry(self) -> None:
+        engine = self._live_engine()
+        sid = self._selected_step() if engine is not None else None
+        if engine is not None and sid is not None:
+            self.show_verdict(sid, engine.retry_step(sid, os.getuid(), "tui"))
+
+    def action_cancel(self) -> None:
+        engine = self._live_engine()
+        if engine is None:
+            return
+        sid = self.dag.selected
+        step = self.state.steps.get(sid) if sid is not None else None
+        choices = [("run", "Cancel the run"), ("no", "Keep going")]
+        question = f"Cancel run {self.state.run_id}? Running steps are stopped."
+        if sid is not None and step is not None and not step.finished:
+            choices.insert(0, ("step", f"Cancel {sid}"))
+            question = f"Cancel {sid}, or the whole run {self.state.run_id}?"
+        self.app.push_screen(ConfirmScreen(question, choices), partial(self._cancel_chosen, sid))
+
+    def _cancel_chosen(self, sid: str | None, choice: str | None) -> None:
+        engine = self.engine
+        if engine is None or choice not in ("step", "run"):
+            return
+        uid = os.getuid()
+        if choice == "step" and sid is not None:
+            self.show_verdict(sid, engine.cancel_step(sid, uid, "tui"))
+        else:
+            self.show_verdict(None, engine.cancel_run(uid, "tui"))
+
+    def action_start(self) -> None:
+        self.begin_run(ask=True)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.add_class("-shown")
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.dag.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        field = self.query_one("#filter", Input)
+        if not event.value.strip():
+            field.remove_class("-shown")
+        self.dag.focus()
+
+    def action_back(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.has_class("-shown"):
+            field.value = ""
+            field.remove_class("-shown")
+            self.dag.set_filter("")
+            self.dag.focus()
+        elif self.has_class("-show-detail"):
+            self.remove_class("-show-detail")
+            self.dag.focus()
+        elif self.focused is not self.dag:
+            self.dag.focus()
+
+    def action_toggle_view(self) -> None:
+        mode = self.dag.toggle_mode()
+        self.notify(f"Showing the {mode}.", timeout=2)
+
+    def action_toggle_audit(self) -> None:
+        panes = self.query(AuditPane)
+        if panes:
+            panes.remove()
+            self.dag.focus()
+            return
+        pane = AuditPane(self.options.settings.audit_path, self.state.run_id, id="audit")
+        self.mount(pane, before=self.query_one(Footer))
+
+    def request_quit(self) -> None:
+        """`q`: quit; while a run is live, ask first, then cancel it (the engine records it)."""
+        if self.engine is None or not self._engine_busy():
+            self.app.exit(self.exit_code)
+            return
+        question = (f"Run {self.state.run_id} is live. Quit and cancel it? "
+                    "The cancellation is recorded in the audit trail.")
+        self.app.push_screen(
+            ConfirmScreen(
+                question, [("quit", "Cancel the run and quit"), ("stay", "Keep running")]
+            ),
+            self._quit_chosen,
+        )
+
+    def _quit_chosen(self, choice: str | None) -> None:
+        if choice != "quit" or self.engine is None:
+            return
+        self._quit_after_run = True
+        verdict = self.engine.cancel_run(os.getuid(), "tui")
+        if not verdict.ok and not self._engine_busy():
+            self.app.exit(self.exit_code)
+        self.notify("Cancelling the run; quitting when it has stopped.", timeout=5)

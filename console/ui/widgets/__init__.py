@@ -1,0 +1,1 @@
+"""The widgets of the run screen: header, DAG view, step detail, log tail and audit pane."""

@@ -1,0 +1,359 @@
+"""The DAG view: nodes left to right with box-drawing edges, or a compact list.
+
+A Line API widget: `render_line` draws only the rows and columns on screen, so a workflow
+with a thousand steps costs what fits in the terminal. The screen hands down the workflow,
+the run state, the clock and the filter; the view posts the selection up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from console.run.state import RunState, StepState
+from console.ui.widgets.dag_layout import (
+    LINE_CHARS,
+    NODE_H,
+    NODE_W,
+    PORT,
+    DagLayout,
+    build_layout,
+)
+from console.ui.widgets.node_status import describe, gate_text, matches_filter
+from console.workflow.model import Step
+
+ViewMode = Literal["graph", "list"]
+AUTO_LIST_ABOVE = 300  # steps: past this the compact list opens first (`g` switches back)
+_TONES = ("pending", "waiting", "running", "ok", "bad", "gate", "muted")
+
+
+def _clean(text: str) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _fit(text: str, width: int) -> str:
+    text = _clean(text)
+    if len(text) > width:
+        return text[: max(0, width - 1)] + "…"
+    return text.ljust(width)
+
+
+class DagView(ScrollView, can_focus=True):
+    """Steps as a layered graph (or a list), navigable by arrows and hjkl."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move('up')", "Up", show=False),
+        Binding("down,j", "move('down')", "Down", show=False),
+        Binding("left,h", "move('left')", "Back a layer", show=False),
+        Binding("right,l", "move('right')", "Forward a layer", show=False),
+        Binding("home", "edge('first')", "First step", show=False),
+        Binding("end", "edge('last')", "Last step", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("enter", "open", "Details", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "dag--edge",
+        "dag--name",
+        "dag--selected",
+        "dag--dim",
+        *(f"dag--{tone}" for tone in _TONES),
+    }
+
+    DEFAULT_CSS = """
+    DagView { background: $surface; }
+    DagView > .dag--edge { color: $text-muted; }
+    DagView > .dag--name { color: $text; text-style: bold; }
+    DagView > .dag--selected { text-style: reverse bold; }
+    DagView > .dag--dim { color: $text-disabled; }
+    DagView > .dag--pending { color: $text-muted; }
+    DagView > .dag--waiting { color: $text; }
+    DagView > .dag--running { color: $text-primary; text-style: bold; }
+    DagView > .dag--ok { color: $text-success; }
+    DagView > .dag--bad { color: $text-error; text-style: bold; }
+    DagView > .dag--gate { color: $text-warning; text-style: bold; }
+    DagView > .dag--muted { color: $text-muted; text-style: italic; }
+    """
+
+    @dataclass
+    class StepSelected(Message):
+        """The selection moved (by keys, mouse, or the screen)."""
+
+        step_id: str
+        by_person: bool
+
+    @dataclass
+    class StepOpened(Message):
+        """`enter` on a step: show its detail."""
+
+        step_id: str
+
+    mode: reactive[ViewMode] = reactive[ViewMode]("graph")
+    selected: reactive[str | None] = reactive[str | None](None)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.steps: Mapping[str, Step] = {}
+        self.state = RunState()
+        self.now = datetime.now(UTC)
+        self.filter_text = ""
+        self.layout_data = DagLayout()
+        self._order: list[str] = []  # layer by layer, top down: the list view's rows
+        self._visible: list[str] = []
+
+    # --- attributes down -----------------------------------------------------------------
+
+    def set_workflow(self, steps: Mapping[str, Step]) -> None:
+        self.steps = steps
+        self.layout_data = build_layout(steps)
+        self._order = [sid for column in self.layout_data.columns for sid in column]
+        if len(steps) > AUTO_LIST_ABOVE:
+            self.mode = "list"
+        self._refilter()
+        if self.selected not in self.steps:
+            self.set_selected(self._order[0] if self._order else None, by_person=False)
+        self._resize_canvas()
+        self.refresh()
+
+    def set_state(self, state: RunState, now: datetime) -> None:
+        self.state = state
+        self.now = now
+        if self.filter_text:
+            self._refilter()
+            self._resize_canvas()
+        self.refresh()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self._refilter()
+        if self.mode == "list" and self._visible and self.selected not in self._visible:
+            self.set_selected(self._visible[0], by_person=False)
+        self._resize_canvas()
+        self.refresh()
+
+    def set_selected(self, step_id: str | None, *, by_person: bool) -> None:
+        if step_id is None or step_id == self.selected:
+            return
+        self.selected = step_id
+        self.post_message(self.StepSelected(step_id, by_person))
+        self._scroll_to_selected()
+
+    def toggle_mode(self) -> ViewMode:
+        self.mode = "list" if self.mode == "graph" else "graph"
+        return self.mode
+
+    @property
+    def shown_steps(self) -> list[str]:
+        """Step ids the filter lets through, in display order."""
+        return list(self._visible)
+
+    def step_state(self, step_id: str) -> StepState:
+        return self.state.steps.get(step_id) or StepState(id=step_id)
+
+    def _refilter(self) -> None:
+        self._visible = [
+            sid
+            for sid in self._order
+            if matches_filter(
+                self.filter_text, sid, self.steps.get(sid), self.step_state(sid), self.now
+            )
+        ]
+
+    def watch_mode(self) -> None:
+        self._resize_canvas()
+        self.scroll_to(0, 0, animate=False)
+        self._scroll_to_selected()
+        self.refresh()
+
+    def _resize_canvas(self) -> None:
+        if self.mode == "list":
+            self.virtual_size = Size(self._list_width(), len(self._visible))
+        else:
+            self.virtual_size = Size(self.layout_data.width, self.layout_data.height)
+
+    def _list_width(self) -> int:
+        longest = max((len(sid) for sid in self._order), default=10)
+        return longest + 60
+
+    def _selected_region(self) -> Region | None:
+        sid = self.selected
+        if sid is None:
+            return None
+        if self.mode == "list":
+            if sid not in self._visible:
+                return None
+            return Region(0, self._visible.index(sid), 1, 1)
+        slot = self.layout_data.slots.get(sid)
+        if slot is None:
+            return None
+        return Region(slot.x, slot.y, NODE_W, NODE_H)
+
+    def _scroll_to_selected(self) -> None:
+        region = self._selected_region()
+        if region is not None and self.is_mounted:
+            self.scroll_to_region(region, animate=False, immediate=True, force=True)
+
+    # --- navigation ----------------------------------------------------------------------
+
+    def action_move(self, direction: str) -> None:
+        target = self._neighbour(direction)
+        if target is not None:
+            self.set_selected(target, by_person=True)
+        self._scroll_to_selected()
+
+    def action_edge(self, which: str) -> None:
+        rows = self._visible if self.mode == "list" else self._order
+        if rows:
+            self.set_selected(rows[0] if which == "first" else rows[-1], by_person=True)
+
+    def action_open(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.StepOpened(self.selected))
+
+    def _neighbour(self, direction: str) -> str | None:
+        sid = self.selected
+        if sid is None:
+            return self._order[0] if self._order else None
+        if self.mode == "list":
+            rows = self._visible
+            if not rows:
+                return None
+            if sid not in rows:
+                return rows[0]
+            i = rows.index(sid) + (-1 if direction in ("up", "left") else 1)
+            return rows[i] if 0 <= i < len(rows) else None
+        layout = self.layout_data
+        slot = layout.slots[sid]
+        column = layout.columns[slot.layer]
+        i = column.index(sid)
+        if direction in ("up", "down"):
+            j = i + (-1 if direction == "up" else 1)
+            return column[j] if 0 <= j < len(column) else None
+        step = -1 if direction == "left" else 1
+        k = slot.layer + step
+        if not 0 <= k < len(layout.columns):
+            return None
+        linked = layout.needs[sid] if direction == "left" else layout.dependents[sid]
+        near = [s for s in linked if layout.slots[s].layer == k] or linked or layout.columns[k]
+        return min(near, key=lambda s: (abs(layout.slots[s].y - slot.y), layout.slots[s].layer))
+
+    def on_click(self, event: events.Click) -> None:
+        x = event.x + int(self.scroll_x)
+        y = event.y + int(self.scroll_y)
+        if self.mode == "list":
+            if 0 <= y < len(self._visible):
+                self.set_selected(self._visible[y], by_person=True)
+            return
+        for sid in self.layout_data.rows.get(y, []):
+            slot = self.layout_data.slots[sid]
+            if slot.x <= x < slot.x + NODE_W:
+                self.set_selected(sid, by_person=True)
+                if event.chain == 2:
+                    self.post_message(self.StepOpened(sid))
+
+    # --- drawing -------------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"dag--{name}")
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        row = scroll_y + y
+        base = self.rich_style
+        if self.mode == "list":
+            return self._list_line(row, scroll_x, width, base)
+        chars = [" "] * width
+        styles = [base] * width
+
+        def put(col: int, text: str, style: Style) -> None:
+            for offset, ch in enumerate(text):
+                x = col + offset - scroll_x
+                if 0 <= x < width:
+                    chars[x] = ch
+                    styles[x] = style
+
+        edge = self._style("edge")
+        for col, mask in self.layout_data.edges.get(row, {}).items():
+            if scroll_x <= col < scroll_x + width:
+                put(col, LINE_CHARS[mask], edge)
+        for lane in self.layout_data.lane_rows.get(row, []):
+            if lane.x < scroll_x + width and lane.x + NODE_W > scroll_x:
+                put(lane.x, "─" * NODE_W, edge)
+        for sid in self.layout_data.rows.get(row, []):
+            slot = self.layout_data.slots[sid]
+            if slot.x >= scroll_x + width or slot.x + NODE_W <= scroll_x:
+                continue
+            col = slot.x
+            for text, style in self._node_row(sid, row - slot.y):
+                put(col, text, style)
+                col += len(text)
+        return Strip(_segments(chars, styles), width)
+
+    def _node_row(self, sid: str, line: int) -> list[tuple[str, Style]]:
+        state = self.step_state(sid)
+        look = describe(state, self.now)
+        tone = self._style(look.tone)
+        border = tone
+        name_style = self._style("name")
+        if sid not in self._visible:
+            border = tone = name_style = self._style("dim")
+        if sid == self.selected:
+            selected = self._style("selected")
+            border, tone, name_style = border + selected, tone + selected, name_style + selected
+        inner = NODE_W - 2
+        if line == 0:
+            name = _fit(sid, inner - 3).rstrip()
+            fill = "─" * (inner - 2 - len(name))
+            return [("╭ ", border), (name, name_style), (" " + fill + "╮", border)]
+        if line == PORT:
+            left = "┤" if self.layout_data.needs.get(sid) else "│"
+            right = "├" if self.layout_data.dependents.get(sid) else "│"
+            body = _fit(f" {look.icon} {look.word}", inner)
+            return [(left, border), (body, tone), (right, border)]
+        gate = gate_text(state, self.steps.get(sid))
+        if gate:
+            gate = _fit(gate, inner - 4).rstrip()
+            fill = "─" * (inner - 3 - len(gate))
+            return [("╰─ ", border), (gate, self._style("gate") if sid in self._visible else tone),
+                    (" " + fill + "╯", border)]
+        return [("╰" + "─" * inner + "╯", border)]
+
+    def _list_line(self, row: int, scroll_x: int, width: int, base: Style) -> Strip:
+        if not 0 <= row < len(self._visible):
+            return Strip.blank(width, base)
+        sid = self._visible[row]
+        state = self.step_state(sid)
+        look = describe(state, self.now)
+        longest = max((len(s) for s in self._order), default=10)
+        layer = self.layout_data.slots[sid].layer + 1 if sid in self.layout_data.slots else 0
+        gate = gate_text(state, self.steps.get(sid))
+        text = f" {look.icon} {sid.ljust(longest)}  L{layer:<3} {_fit(look.word, 28)} {gate}"
+        style = self._style(look.tone)
+        if sid == self.selected:
+            style += self._style("selected")
+        text = text[scroll_x : scroll_x + width].ljust(width)
+        return Strip([Segment(text, style)], width)
+
+
+def _segments(chars: list[str], styles: list[Style]) -> list[Segment]:
+    out: list[Segment] = []
+    start = 0
+    for i in range(1, len(chars) + 1):
+        if i == len(chars) or styles[i] is not styles[start]:
+            out.append(Segment("".join(chars[start:i]), styles[start]))
+            start = i
+    return out

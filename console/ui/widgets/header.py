@@ -1,0 +1,54 @@
+"""The one-line header: workflow, run id, user@host, elapsed time and progress x/y."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from console.run.events import parse_ts
+from console.run.state import RunState
+from console.ui.widgets.node_status import short_duration
+
+_RUN_WORDS = {
+    "pending": "idle",
+    "running": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "denied": "denied",
+    "cancelled": "cancelled",
+    "interrupted": "interrupted",
+}
+
+
+class RunHeader(Static):
+    DEFAULT_CSS = """
+    RunHeader {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, user: str, host: str, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.user = user
+        self.host = host
+
+    def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
+        done, total = state.progress
+        if state.run_id is None:
+            total = total_steps
+        elapsed = "—"
+        if state.started_ts is not None:
+            end = parse_ts(state.finished_ts) if state.finished_ts else now
+            elapsed = short_duration(max(0.0, (end - parse_ts(state.started_ts)).total_seconds()))
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(workflow, style="bold")
+        text.append(f"  run {state.run_id or '—'}")
+        text.append(f"  {self.user}@{self.host}")
+        text.append(f"  {_RUN_WORDS.get(state.status, state.status)} {elapsed}")
+        text.append(f"  {done}/{total}", style="bold")
+        self.update(text)

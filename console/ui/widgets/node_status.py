@@ -1,0 +1,151 @@
+"""How a step's status reads on screen: an icon, a word and a colour class, never colour alone.
+
+Shared by the DAG nodes, the compact list and the step detail so that they always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from console.run.events import parse_ts
+from console.run.state import StepState
+from console.workflow.model import Step, format_duration
+
+
+@dataclass(frozen=True)
+class StatusLook:
+    icon: str
+    word: str  # "running 12s", "failed (exit 2)", "awaiting approval 1/2"
+    tone: str  # a component class suffix: pending, waiting, running, ok, bad, gate, muted
+
+
+_TONES = {
+    "pending": "pending",
+    "ready": "waiting",
+    "awaiting_approval": "gate",
+    "running": "running",
+    "retrying": "waiting",
+    "succeeded": "ok",
+    "reused": "ok",
+    "failed": "bad",
+    "error": "bad",
+    "denied": "bad",
+    "skipped": "muted",
+    "cancelled": "muted",
+}
+
+_ICONS = {
+    "pending": "○",
+    "ready": "◌",
+    "awaiting_approval": "◆",
+    "running": "▶",
+    "retrying": "↻",
+    "succeeded": "✓",
+    "reused": "✓",
+    "failed": "✗",
+    "error": "✗",
+    "denied": "⊘",
+    "skipped": "↷",
+    "cancelled": "■",
+}
+
+
+def short_duration(seconds: float) -> str:
+    """"1.2s" under a minute (tenths matter there), "1m05s" and "2h03m" above."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return format_duration(round(seconds))
+
+
+def elapsed_since(ts: str | None, now: datetime) -> float | None:
+    if ts is None:
+        return None
+    return max(0.0, (now - parse_ts(ts)).total_seconds())
+
+
+def describe(step: StepState, now: datetime) -> StatusLook:
+    status = step.status
+    icon, tone = _ICONS.get(status, "?"), _TONES.get(status, "pending")
+    attempts = f" {step.attempt}/{step.max_attempts}" if step.max_attempts > 1 else ""
+    if status == "pending":
+        word = "pending"
+    elif status == "ready":
+        word = "waiting"
+    elif status == "awaiting_approval":
+        word = f"awaiting approval {len(step.approvals)}/{step.approvals_required}"
+    elif status == "running":
+        elapsed = elapsed_since(step.started_ts, now)
+        word = "running" + (f" {short_duration(elapsed)}" if elapsed is not None else "") + attempts
+    elif status == "retrying":
+        after = f" in {short_duration(step.retry_in_s)}" if step.retry_in_s else ""
+        word = f"retry {step.attempt + 1}/{step.max_attempts}{after}"
+    elif status in ("succeeded", "reused"):
+        took = f" {short_duration(step.duration_s)}" if step.duration_s is not None else ""
+        word = ("succeeded" if status == "succeeded" else "reused") + took
+    elif status == "failed":
+        word = f"failed (exit {step.exit_code})" if step.exit_code is not None else "failed"
+    elif status == "error":
+        word = f"error: {step.error}" if step.error else "error"
+    elif status == "denied":
+        word = f"denied: {step.denied_by}" if step.denied_by else "denied"
+    else:
+        word = status
+    return StatusLook(icon, word, tone)
+
+
+def rule_names(decision: dict[str, Any] | None, effect: str | None = None) -> list[str]:
+    if not decision:
+        return []
+    rules = decision.get("rules") or []
+    return [
+        str(rule.get("name", "?"))
+        for rule in rules
+        if isinstance(rule, dict) and (effect is None or rule.get("effect") == effect)
+    ]
+
+
+def gate_text(state: StepState, model: Step | None) -> str:
+    """The gate, inline on the node: what it asks for and how far it got."""
+    if state.status == "awaiting_approval":
+        return f"needs {state.approvals_required}, {len(state.approvals)} given"
+    if state.overridden_by is not None:
+        return f"overridden by {state.overridden_by.user}"
+    decision = state.decision
+    if decision:
+        effect = decision.get("effect")
+        if effect == "deny":
+            return "denied by policy"
+        if effect == "require_approval":
+            given = len(state.approvals)
+            required = int(decision.get("approvals_required") or state.approvals_required or 1)
+            return f"approved {given}/{required}" if given else f"needs {required} approvals"
+        if rule_names(decision):
+            return "allowed by policy"
+        return ""
+    if model is not None and model.approval is not None:
+        count = model.approval.approvals
+        return f"gate: {count} approval" + ("s" if count > 1 else "")
+    return ""
+
+
+def matches_filter(
+    term: str, step_id: str, model: Step | None, state: StepState, now: datetime
+) -> bool:
+    """`/` filter: a name fragment, a tag, or a status word (`failed`, `awaiting`, `tag:prod`)."""
+    term = term.strip().lower()
+    if not term:
+        return True
+    kind, sep, value = term.partition(":")
+    tags = [t.lower() for t in (model.tags if model is not None else [])]
+    if sep and kind == "tag":
+        return any(value in tag for tag in tags)
+    if sep and kind == "status":
+        return state.status.startswith(value) or describe(state, now).word.startswith(value)
+    return (
+        term in step_id.lower()
+        or any(term in tag for tag in tags)
+        or state.status.startswith(term)
+        or describe(state, now).word.startswith(term)
+    )

@@ -1,0 +1,200 @@
+"""The selected step: command, env (secrets masked), attempts, timing, the gate's decision
+with every rule and reason, approvals so far, and the live tail of its log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
+
+from console.run.state import StepState
+from console.ui.widgets.log_tail import LogTail
+from console.ui.widgets.node_status import describe, short_duration
+from console.workflow.model import SECRET_REFERENCE, Step, format_duration
+
+MASK = "••••••"
+
+
+def masked_env(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`${secret:NAME}` never shows its value, only which secret it is."""
+    return [
+        (name, SECRET_REFERENCE.sub(lambda m: f"{MASK} (secret {m.group(1)})", value))
+        for name, value in env.items()
+    ]
+
+
+def _command_text(state: StepState, model: Step | None) -> str:
+    command: tuple[str, ...] | list[str] | str | None = state.command
+    if command is None and model is not None:
+        command = model.run
+    if command is None:
+        return "—"
+    if isinstance(command, str):
+        return command
+    return " ".join(_quote(arg) for arg in command)
+
+
+def _quote(arg: str) -> str:
+    return arg if arg and all(c.isalnum() or c in "-_./=:@%+,{}" for c in arg) else repr(arg)
+
+
+def _when(ts: str | None) -> str:
+    if ts is None:
+        return "—"
+    return ts.replace("T", " ")[:19] + " UTC"
+
+
+class StepDetail(Vertical):
+    """Shows one step; the screen calls `show` whenever the step or its state changes."""
+
+    DEFAULT_CSS = """
+    StepDetail #detail-scroll { height: 1fr; padding: 0 1; }
+    StepDetail #detail-body { height: auto; }
+    StepDetail #detail-log { height: 1fr; border-top: solid $panel-lighten-2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-scroll"):
+            yield Static(id="detail-body")
+        tail = LogTail(id="detail-log")
+        tail.border_title = "log"
+        yield tail
+
+    @property
+    def log_tail(self) -> LogTail:
+        return self.query_one("#detail-log", LogTail)
+
+    def refresh_log(self) -> None:
+        self.log_tail.refresh_tail()
+
+    def show(
+        self,
+        step_id: str | None,
+        model: Step | None,
+        state: StepState | None,
+        now: datetime,
+        verdict: str | None = None,
+    ) -> None:
+        body = self.query_one("#detail-body", Static)
+        if step_id is None:
+            body.update(Text("No step selected.", style="italic"))
+            self.log_tail.show(None)
+            return
+        state = state or StepState(id=step_id)
+        body.update(render_detail(step_id, model, state, now, verdict))
+        log_path = Path(state.log_path) if state.log_path else None
+        if log_path != self.log_tail.path:
+            self.log_tail.show(log_path)
+        else:
+            self.log_tail.refresh_tail()
+
+
+def render_detail(
+    step_id: str, model: Step | None, state: StepState, now: datetime, verdict: str | None
+) -> RenderableType:
+    look = describe(state, now)
+    parts: list[RenderableType] = []
+    head = Text()
+    head.append(step_id, style="bold")
+    head.append(f"  {look.icon} {look.word}")
+    parts.append(head)
+    if model is not None and model.description:
+        parts.append(Text(model.description, style="italic"))
+    if model is not None and (model.tags or model.needs):
+        line = Text()
+        if model.needs:
+            line.append("needs ", style="dim").append(", ".join(model.needs))
+        if model.tags:
+            line.append("  tags ", style="dim").append(", ".join(model.tags))
+        parts.append(line)
+    if verdict:
+        parts.append(Text(verdict, style="bold"))
+
+    parts.append(_section("Command"))
+    parts.append(Text(_command_text(state, model)))
+    if model is not None and model.env:
+        parts.append(_section("Env"))
+        for name, value in masked_env(model.env):
+            parts.append(Text.assemble((name, "bold"), "=", value))
+
+    parts.append(_section("Run"))
+    attempts = "not started"
+    if state.attempt:
+        attempts = f"attempt {state.attempt} of {state.max_attempts}"
+    if model is not None and model.retry.attempts > 1 and not state.attempt:
+        attempts += f" (up to {model.retry.attempts} attempts)"
+    parts.append(Text(attempts))
+    parts.append(Text(f"started  {_when(state.started_ts)}"))
+    if state.finished_ts:
+        parts.append(Text(f"finished {_when(state.finished_ts)}"))
+    if state.duration_s is not None:
+        parts.append(Text(f"took     {short_duration(state.duration_s)}"))
+    if model is not None and model.timeout is not None:
+        parts.append(Text(f"timeout  {format_duration(model.timeout)}"))
+    if state.exit_code is not None:
+        parts.append(Text(f"exit code {state.exit_code}"))
+    if state.error:
+        parts.append(Text(f"error: {state.error}"))
+    if state.reason:
+        parts.append(Text(f"reason: {state.reason}"))
+
+    parts.extend(_gate_parts(state, model))
+    return Group(*parts)
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
+
+
+def _gate_parts(state: StepState, model: Step | None) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    decision: dict[str, Any] | None = state.decision
+    if decision is None and model is not None and model.approval is not None:
+        parts.append(_section("Gate"))
+        approval = model.approval
+        who = ", ".join(approval.approvers) or "anyone but policy limits"
+        parts.append(Text(f"step approval: {approval.approvals} from {who}"
+                          + ("; reason required" if approval.reason else "")))
+        return parts
+    if decision is None:
+        return parts
+    parts.append(_section("Decision"))
+    parts.append(Text(f"{decision.get('effect', '?')}: {decision.get('summary', '')}".rstrip(": ")))
+    for rule in decision.get("rules") or []:
+        if not isinstance(rule, dict):
+            continue
+        line = Text("• ")
+        line.append(str(rule.get("name", "?")), style="bold")
+        line.append(f"  {rule.get('effect', '?')}")
+        if rule.get("level"):
+            line.append(f" ({rule['level']})")
+        if rule.get("reason"):
+            line.append(f" — {rule['reason']}")
+        parts.append(line)
+    if state.approvals_required:
+        parts.append(_section("Approvals"))
+        given = f"{len(state.approvals)} of {state.approvals_required} given"
+        if state.approvers:
+            given += f"; approvers: {', '.join(state.approvers)}"
+        if state.reason_required:
+            given += "; a reason is required"
+        parts.append(Text(given))
+        if state.gate_deadline:
+            parts.append(Text(f"denied if undecided by {_when(state.gate_deadline)}"))
+        if state.approve_command and state.status == "awaiting_approval":
+            parts.append(Text(f"from another terminal: {state.approve_command}", style="dim"))
+    for record in state.approvals:
+        reason = f" — {record.reason}" if record.reason else ""
+        who = f"{record.user} (uid {record.uid}, {record.via})"
+        parts.append(Text(f"✓ {who} {_when(record.ts)}{reason}"))
+    if state.overridden_by is not None:
+        o = state.overridden_by
+        parts.append(Text(f"⚑ overridden by {o.user} (uid {o.uid}) {_when(o.ts)} — {o.reason}"))
+    return parts
