@@ -28,7 +28,7 @@ from console.workflow.graph import topological_order
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow, resolve_params
 from console.workflow.model import SECRET_REFERENCE
-from console.workflow.templating import render_argv
+from console.workflow.templating import render_argv, render_value
 
 MASK = "***"
 PLAN_RUN_ID = "plan"
@@ -126,7 +126,8 @@ def _print_header(
     rows += [("policy", Text(_shown_path(Path(p))), 0) for p in list(loaded.file_hashes)[1:]]
     rows.append(("started", Text(f"by {initiator.user} (uid {initiator.uid}), as if now"), 0))
     shown = masked_params(loaded, params)
-    rows.append(("params", Text(", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), 0))
+    listed = ", ".join(f"{k}={render_value(v)}" for k, v in shown.items())
+    rows.append(("params", Text(listed or "none"), 0))
     counts = {"allow": 0, "require_approval": 0, "deny": 0}
     for step in steps:
         counts[step.decision.effect] += 1

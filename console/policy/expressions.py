@@ -39,6 +39,11 @@ class CompiledCondition:
     source: str
     program: Any
 
+    @property
+    def reads(self) -> frozenset[str]:
+        """The context variables (`step`, `params`, …) this condition looks at."""
+        return frozenset(self.program.variables()) & CONTEXT_VARIABLES
+
     def evaluate(self, context: Mapping[str, Any]) -> bool:
         try:
             result = self.program.execute(dict(context))

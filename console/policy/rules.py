@@ -9,18 +9,21 @@ not depend on the moment — tags and globs — is worked out once, in the const
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from console.policy.decision import Decision, RuleOutcome, combine
-from console.policy.expressions import ConditionEvaluationError
+from console.policy.expressions import CompiledCondition, ConditionEvaluationError
 from console.policy.identity import Identity
 from console.policy.windows import describe_window, in_window
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.model import Match, PolicyRule, Step
+
+_PER_STEP = frozenset({"step", "now"})
+_SHARED_RESULTS_LIMIT = 4096
 
 
 @dataclass
@@ -48,6 +51,9 @@ class PolicySet:
         self._candidates: dict[str, tuple[_Candidate, ...]] = {}
         self._fixed: dict[str, tuple[RuleOutcome, ...]] = {}
         self._fixed_decisions: dict[str, Decision] = {}
+        # Results of conditions that read neither `step` nor `now`: the same for every step
+        # of a run, so one evaluation serves them all (True/False, or the error message).
+        self._shared_results: dict[Hashable, bool | str] = {}
         for step_id, step in loaded.steps.items():
             fixed: list[RuleOutcome] = []
             dynamic: list[_Candidate] = []
@@ -70,6 +76,11 @@ class PolicySet:
     def loaded(self) -> LoadedWorkflow:
         return self._loaded
 
+    def _remember(self, key: Hashable, result: bool | str) -> None:
+        if len(self._shared_results) >= _SHARED_RESULTS_LIMIT:
+            self._shared_results.clear()
+        self._shared_results[key] = result
+
     def decide(self, step_id: str, ctx: EvalContext) -> Decision:
         """The decision for `step_id` as of `ctx.now`, for a run started by `ctx.initiator`."""
         if step_id not in self._fixed:
@@ -88,12 +99,19 @@ class PolicySet:
                 reasons.append(f"now is within {describe_window(rule.during)}")
             condition = candidate.sourced.condition
             if condition is not None:
-                if cel_context is None:
-                    cel_context = condition_context(step_id, self._loaded.steps[step_id], ctx)
-                try:
-                    holds = condition.evaluate(cel_context)
-                except ConditionEvaluationError as exc:
-                    outcomes.append(_failed_closed(rule, str(candidate.sourced.origin), exc))
+                key = _shared_key(condition, ctx)
+                holds = self._shared_results.get(key) if key is not None else None
+                if holds is None:
+                    if cel_context is None:
+                        cel_context = condition_context(step_id, self._loaded.steps[step_id], ctx)
+                    try:
+                        holds = condition.evaluate(cel_context)
+                    except ConditionEvaluationError as exc:
+                        holds = str(exc)
+                    if key is not None:
+                        self._remember(key, holds)
+                if isinstance(holds, str):
+                    outcomes.append(_failed_closed(rule, str(candidate.sourced.origin), holds))
                     continue
                 if not holds:
                     continue
@@ -141,6 +159,19 @@ def condition_context(step_id: str, step: Step, ctx: EvalContext) -> dict[str, A
     }
 
 
+def _shared_key(condition: CompiledCondition, ctx: EvalContext) -> Hashable | None:
+    """A cache key for a condition whose result cannot differ between steps, else None."""
+    if condition.reads & _PER_STEP:
+        return None
+    key = (condition.source, ctx.run_id, ctx.workflow, ctx.initiator,
+           tuple(sorted(ctx.params.items())))
+    try:
+        hash(key)
+    except TypeError:  # a param value that is not hashable: evaluate it each time
+        return None
+    return key
+
+
 def _outcome(rule: PolicyRule, reason: str, origin: str) -> RuleOutcome:
     asks = rule.effect == "require_approval"
     if rule.description:
@@ -160,7 +191,7 @@ def _outcome(rule: PolicyRule, reason: str, origin: str) -> RuleOutcome:
     )
 
 
-def _failed_closed(rule: PolicyRule, origin: str, error: Exception) -> RuleOutcome:
+def _failed_closed(rule: PolicyRule, origin: str, error: str) -> RuleOutcome:
     return RuleOutcome(
         name=rule.name,
         effect="deny",

@@ -140,6 +140,9 @@ def test_condition_error_fails_closed_with_the_error(tmp_path: Path) -> None:
     policy = PolicySet(load(tmp_path, DEPLOY))
     decision = policy.decide("build", ctx(env="prod"))  # no `version` param
     assert (decision.effect, decision.level) == ("deny", "hard")
+    # The condition reads neither `step` nor `now`: its (failed) result serves every step.
+    assert policy.decide("deploy-us", ctx(env="prod")).rules == decision.rules
+    assert policy.decide("build", ctx(env="prod", version="1.0.0")).effect == "allow"
     (rule,) = decision.rules
     assert rule.reason == (
         "its condition could not be evaluated, so the step is denied: "
@@ -270,3 +273,22 @@ def test_rule_order_in_the_file_never_changes_the_decision(
 @pytest.fixture(scope="module")
 def loaded_deploy(tmp_path_factory: Any) -> LoadedWorkflow:
     return load(tmp_path_factory.mktemp("deploy"), DEPLOY)
+
+
+def test_conditions_on_now_are_judged_at_each_decision(tmp_path: Path) -> None:
+    text = """
+[workflow]
+name = "w"
+[steps.a]
+run = ["true"]
+[[policy]]
+name = "afternoons need a second look"
+effect = "require_approval"
+when = 'now.getHours() >= 12'
+"""
+    policy = PolicySet(load(tmp_path, text))
+    morning = datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
+    afternoon = datetime(2024, 1, 10, 13, 0, tzinfo=UTC)
+    assert policy.decide("a", ctx(morning)).effect == "allow"
+    assert policy.decide("a", ctx(afternoon)).effect == "require_approval"
+    assert policy.decide("a", ctx(morning)).effect == "allow"
