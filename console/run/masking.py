@@ -1,7 +1,8 @@
 """Streaming secret masking: replace secret values in output as it arrives, chunk by chunk.
 
-A secret can straddle two reads, so the masker holds back the last `len(longest) - 1` bytes
-of each chunk until more data (or the end of the stream) shows whether they start a secret.
+A secret can straddle two reads, so the masker holds back the end of a chunk that may be the
+start of a secret (at most `len(longest) - 1` bytes) until more data, or the end of the
+stream, shows whether it is one.
 The result equals a one-shot scan of the whole stream: at each position the longest secret
 that matches there is replaced by `***`, and the scan resumes after it.
 """
@@ -50,10 +51,24 @@ class StreamMasker:
         # exactly the match a one-shot scan would find there; later starts must wait.
         settled = len(data) - self._hold
         out, position = self._mask_until(data, settled)
-        keep_from = max(position, settled)
+        keep_from = self._undecided_from(data, max(position, settled))
         out.append(data[position:keep_from])
         self._carry = data[keep_from:]
         return b"".join(out)
+
+    def _undecided_from(self, data: bytes, start: int) -> int:
+        """The first offset from `start` where a secret may still begin; len(data) if none.
+
+        Holding back only that (not a fixed `len(longest) - 1` bytes) keeps a live log
+        tail live: output that cannot be the start of a secret is written at once.
+        """
+        end = len(data)
+        for offset in range(start, end):
+            tail = data[offset:]
+            for value in self._values:
+                if value.startswith(tail) or tail.startswith(value):
+                    return offset
+        return end
 
     def flush(self) -> bytes:
         """The held-back tail, masked; the masker is ready for a new stream afterwards."""

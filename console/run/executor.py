@@ -1,0 +1,377 @@
+"""LocalExecutor: run one step attempt as a real process on this machine.
+
+Each attempt runs in its own session and process group (the group id is the leader's pid),
+with stdin from /dev/null and stdout and stderr on two pipes. Output is written to the
+attempt's log file as it arrives, masked and hashed on the way, so nothing is ever held
+whole in memory and a full pipe never stalls the step.
+
+Stopping a group is always the same sequence: SIGTERM to the group, up to `grace_s` for
+every member to exit, then SIGKILL to the group. It is used on timeout, on `cancel()`, when
+the task awaiting `run()` is cancelled, on `shutdown()`, and for processes the leader left
+behind: once the leader has exited, the pipes get DRAIN_AFTER_EXIT_S to reach end of file
+(a background child may still hold them), then whatever is left of the group is stopped.
+A step therefore never leaves a process behind in its group, and a watchdog process stops
+the groups if the console itself dies (see watchdog.py).
+
+The step's own failure is data, never an exception: a program that does not exist, a
+missing working directory, a timeout or a kill all come back as an ExecResult.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from console.run._watchdog_main import group_alive, signal_group
+from console.run.masking import StreamMasker
+from console.run.watchdog import Watchdog
+from console.workflow.model import format_duration
+
+ExecOutcome = Literal["succeeded", "failed", "error", "cancelled"]
+
+# After the leader exits, how long its output pipes may stay open before the rest of the
+# group is stopped. Output already written is read in milliseconds; only a background
+# process still holding the pipe keeps it open, and one second lets short trailing work end.
+DRAIN_AFTER_EXIT_S = 1.0
+# How long to wait for a group to vanish after SIGKILL (it only lingers if a member is
+# stuck in the kernel, or changed uid and cannot be signalled by us).
+KILL_WAIT_S = 5.0
+
+_STDOUT, _STDERR = 1, 2
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True)
+class StepCommand:
+    """One attempt of one step, fully resolved by the engine: templating, env and secrets."""
+
+    step_id: str
+    attempt: int
+    argv: tuple[str, ...] | None
+    script: str | None
+    env: Mapping[str, str]
+    cwd: Path
+    timeout_s: float | None
+    log_path: Path
+    secrets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.argv is None) == (self.script is None):
+            raise ValueError(f"step {self.step_id!r}: give exactly one of argv and script")
+        if self.argv is not None and not self.argv:
+            raise ValueError(f"step {self.step_id!r}: argv is empty")
+
+    def program_argv(self) -> tuple[str, ...]:
+        if self.argv is not None:
+            return self.argv
+        assert self.script is not None
+        return ("/bin/sh", "-c", self.script)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How an attempt ended. failed = non-zero exit; error = could not start, timed out,
+    killed by a signal, or its log could not be written; cancelled = stopped on request."""
+
+    outcome: ExecOutcome
+    exit_code: int | None  # negative: killed by that signal number
+    error: str | None
+    pid: int | None
+    duration_s: float
+    log_path: Path
+    log_size: int
+    log_sha256: str
+
+
+class _LogWriter:
+    """One attempt's log: both streams, each masked with its own carry-over, hashed as written.
+
+    Written unbuffered, chunk by chunk as the pipes deliver them, so a tail of the file is live.
+    """
+
+    def __init__(self, path: Path, secrets: Iterable[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: step output can hold credentials nobody declared as secrets.
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        values = tuple(secrets)
+        self._maskers = {_STDOUT: StreamMasker(values), _STDERR: StreamMasker(values)}
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+        self.error: OSError | None = None
+        self._closed = False
+
+    def write(self, stream: int, data: bytes) -> None:
+        if not self._closed:
+            self._emit(self._maskers[stream].feed(data))
+
+    def end_stream(self, stream: int) -> None:
+        if not self._closed:
+            self._emit(self._maskers[stream].flush())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.end_stream(_STDOUT)
+        self.end_stream(_STDERR)
+        self._closed = True
+        os.close(self._fd)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    def _emit(self, data: bytes) -> None:
+        if not data or self.error is not None:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except OSError as exc:
+                # Keep draining the pipes (a stalled step is worse), but stop writing.
+                self.error = exc
+                return
+            self._sha256.update(view[:written])
+            self.size += written
+            view = view[written:]
+
+
+class _StepProtocol(asyncio.SubprocessProtocol):
+    """Feeds pipe data straight to the log as the event loop reads it (256 KiB reads)."""
+
+    def __init__(self, log: _LogWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self._log = log
+        self._open_pipes = {_STDOUT, _STDERR}
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self._log.write(fd, data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._log.end_stream(fd)
+        self._open_pipes.discard(fd)
+        if not self._open_pipes and not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+class _Control:
+    """What the executor keeps about a run in flight: how to stop it, when it is over."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.stop_reason: asyncio.Future[str] = loop.create_future()
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self.pgid: int | None = None
+
+    def stop(self, reason: str) -> None:
+        if not self.stop_reason.done():
+            self.stop_reason.set_result(reason)
+
+
+async def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    pause = 0.002
+    while group_alive(pgid):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.05)
+    return True
+
+
+async def terminate_group(pgid: int, grace_s: float) -> bool:
+    """SIGTERM the group, give it `grace_s`, SIGKILL what is left; True once it is gone."""
+    if not signal_group(pgid, signal.SIGTERM):
+        return True
+    if await _wait_group_gone(pgid, grace_s):
+        return True
+    signal_group(pgid, signal.SIGKILL)
+    return await _wait_group_gone(pgid, KILL_WAIT_S)
+
+
+def _verdict_from_exit(returncode: int | None) -> tuple[ExecOutcome, str | None]:
+    if returncode == 0:
+        return "succeeded", None
+    if returncode is None:
+        return "error", "exit status unknown"
+    if returncode > 0:
+        return "failed", f"exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return "error", f"killed by {name}"
+
+
+class LocalExecutor:
+    """Runs step attempts as local processes; one watchdog per executor guards against orphans."""
+
+    def __init__(self, grace_s: float = 10.0) -> None:
+        self._grace_s = grace_s
+        self._running: dict[str, _Control] = {}
+        self._watchdog = Watchdog(grace_s)
+
+    async def run(
+        self, cmd: StepCommand, on_started: Callable[[int], None] | None = None
+    ) -> ExecResult:
+        if cmd.step_id in self._running:
+            raise ValueError(f"step {cmd.step_id!r} is already running in this executor")
+        loop = asyncio.get_running_loop()
+        control = _Control(loop)
+        self._running[cmd.step_id] = control
+        started = time.monotonic()
+        try:
+            return await self._run(cmd, control, on_started, started)
+        finally:
+            del self._running[cmd.step_id]
+            control.finished.set_result(None)
+
+    def cancel(self, step_id: str) -> None:
+        """Stop a run in flight (SIGTERM, grace, SIGKILL); its run() returns "cancelled".
+
+        A run whose leader already exited keeps the outcome of its exit status.
+        Unknown or finished steps are ignored.
+        """
+        control = self._running.get(step_id)
+        if control is not None:
+            control.stop("cancelled")
+
+    async def shutdown(self) -> None:
+        """Cancel every run in flight, wait until their groups are gone, stop the watchdog."""
+        controls = list(self._running.values())
+        for control in controls:
+            control.stop("cancelled: the executor is shutting down")
+        if controls:
+            bound = self._grace_s + KILL_WAIT_S + DRAIN_AFTER_EXIT_S + 1.0
+            await asyncio.wait([c.finished for c in controls], timeout=bound)
+            for control in controls:
+                if control.pgid is not None and not control.finished.done():
+                    # Nobody is driving that run() any more: stop its group ourselves.
+                    await terminate_group(control.pgid, self._grace_s)
+        await self._watchdog.close()
+
+    async def _run(
+        self,
+        cmd: StepCommand,
+        control: _Control,
+        on_started: Callable[[int], None] | None,
+        started: float,
+    ) -> ExecResult:
+        def result(
+            outcome: ExecOutcome,
+            error: str | None,
+            exit_code: int | None = None,
+            pid: int | None = None,
+            log: _LogWriter | None = None,
+        ) -> ExecResult:
+            if log is not None and log.error is not None and outcome != "cancelled":
+                problem = f"could not write the log {cmd.log_path}: {log.error.strerror}"
+                outcome, error = "error", f"{error}; {problem}" if error else problem
+            return ExecResult(
+                outcome=outcome,
+                exit_code=exit_code,
+                error=error,
+                pid=pid,
+                duration_s=time.monotonic() - started,
+                log_path=cmd.log_path,
+                log_size=log.size if log is not None else 0,
+                log_sha256=log.sha256 if log is not None else _EMPTY_SHA256,
+            )
+
+        try:
+            log = _LogWriter(cmd.log_path, cmd.secrets)
+        except OSError as exc:
+            return result("error", f"could not open the log file: {exc}")
+        try:
+            if control.stop_reason.done():
+                return result("cancelled", control.stop_reason.result(), log=log)
+            loop = asyncio.get_running_loop()
+            try:
+                transport, protocol = await loop.subprocess_exec(
+                    lambda: _StepProtocol(log, loop),
+                    *cmd.program_argv(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=dict(cmd.env),
+                    cwd=str(cmd.cwd),
+                    start_new_session=True,
+                )
+            except (OSError, ValueError) as exc:
+                return result("error", f"could not start: {exc}", log=log)
+            pid = transport.get_pid()
+            control.pgid = pid
+            self._watchdog.register(pid)
+            try:
+                if on_started is not None:
+                    on_started(pid)
+                outcome, error = await self._supervise(cmd, control, transport, protocol)
+            except BaseException:
+                await self._stop_interrupted(pid)
+                raise
+            finally:
+                transport.close()
+                if not group_alive(pid):
+                    self._watchdog.unregister(pid)
+            return result(outcome, error, transport.get_returncode(), pid, log)
+        finally:
+            log.close()
+
+    async def _supervise(
+        self,
+        cmd: StepCommand,
+        control: _Control,
+        transport: asyncio.SubprocessTransport,
+        protocol: _StepProtocol,
+    ) -> tuple[ExecOutcome, str | None]:
+        pgid = transport.get_pid()
+        stop = control.stop_reason
+        await asyncio.wait(
+            (protocol.exited, stop), timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not protocol.exited.done():
+            if stop.done():
+                verdict: tuple[ExecOutcome, str | None] = ("cancelled", stop.result())
+            else:
+                assert cmd.timeout_s is not None
+                verdict = ("error", f"timed out after {format_duration(cmd.timeout_s)}")
+            await terminate_group(pgid, self._grace_s)
+            await asyncio.wait((protocol.exited,), timeout=KILL_WAIT_S)
+            await asyncio.wait((protocol.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
+            return verdict
+
+        returncode = transport.get_returncode()
+        if not protocol.output_closed.done():
+            await asyncio.wait(
+                (protocol.output_closed, stop),
+                timeout=DRAIN_AFTER_EXIT_S,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if group_alive(pgid):
+            # The leader is done; what it left running in its group does not outlive it.
+            await terminate_group(pgid, self._grace_s)
+            await asyncio.wait((protocol.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
+        return _verdict_from_exit(returncode)
+
+    async def _stop_interrupted(self, pgid: int) -> None:
+        """The awaiting task was cancelled (or on_started raised): stop the group first."""
+        stopped = False
+        try:
+            stopped = await terminate_group(pgid, self._grace_s)
+        finally:
+            if not stopped:
+                # Interrupted again while waiting out the grace: no more waiting.
+                signal_group(pgid, signal.SIGKILL)
