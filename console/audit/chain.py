@@ -1,0 +1,138 @@
+"""The line format of the audit trail and the hash that chains its lines.
+
+A line is the record's canonical JSON (keys sorted, compact separators, UTF-8) and `\\n`.
+Its `hash` is the SHA-256 of the same canonical JSON without the `hash` member, and its
+`prev` is the previous line's `hash` (the first line's is GENESIS).
+
+The keys of a record sort as actor, data, hash, prev, run, seq, step, ts, type: `hash` always
+has `data` before it and `prev` right after it. Every member after `hash` is a string or an
+integer, and inside a JSON string every `"` is escaped, so the last `,"hash":"` of a line is
+always the record's own. Removing that member's bytes from the line gives exactly the bytes
+that were hashed, which lets the verifier check a line without parsing or re-serialising it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from console.errors import AuditError, UsageError
+from console.run.events import utc_now
+
+GENESIS = "0" * 64
+HASH_LENGTH = 64
+
+HASH_MEMBER = b',"hash":"'
+PREV_MEMBER = b',"prev":"'
+SEQ_MEMBER = b',"seq":'
+# `,"hash":"` + 64 hex digits + `"`
+_HASH_MEMBER_LENGTH = len(HASH_MEMBER) + HASH_LENGTH + 1
+
+_ENTRY_KEYS = frozenset({"run", "type", "ts", "data", "step", "actor"})
+
+
+# What the verifier needs from a line whose hash matches its content: (seq, hash, prev), the
+# hashes as 64 lowercase hex digits in ASCII bytes. A plain tuple: this is made once per line.
+LineFacts = tuple[int, bytes, bytes]
+
+
+def format_head(seq: int, digest: str) -> str:
+    """The chain's head as people keep it: SEQ:HASH."""
+    return f"{seq}:{digest}"
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """SEQ:HASH (as `console audit head` prints it) -> (seq, hash)."""
+    seq, _, digest = text.strip().partition(":")
+    digest = digest.lower()
+    well_formed = seq.isascii() and seq.isdigit() and len(digest) == HASH_LENGTH
+    if not well_formed or digest.strip("0123456789abcdef"):
+        raise UsageError(
+            f"--head {text!r} is not SEQ:HASH — pass the line `console audit head` printed: "
+            "a number, a colon and 64 hex digits"
+        )
+    return int(seq), digest
+
+
+def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False
+    )
+
+
+def entry_body(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The record's members that come from the event: run, type, ts, data, step?, actor?."""
+    unknown = entry.keys() - _ENTRY_KEYS
+    if unknown:
+        raise AuditError(
+            f"audit entry has unexpected keys {sorted(unknown)}: an entry is an event's "
+            "to_json() (run, type, ts, data, step, actor)"
+        )
+    run = entry.get("run")
+    kind = entry.get("type")
+    data = entry.get("data")
+    if not isinstance(run, str) or not isinstance(kind, str) or not kind:
+        raise AuditError(f"audit entry needs a string run and type, got run={run!r} type={kind!r}")
+    if not isinstance(data, Mapping):
+        raise AuditError(f"audit entry {kind!r} needs a data object, got {type(data).__name__}")
+    ts = entry.get("ts") or utc_now()
+    body: dict[str, Any] = {"run": run, "type": kind, "ts": ts, "data": data}
+    step = entry.get("step")
+    if step is not None:
+        body["step"] = step
+    actor = entry.get("actor")
+    if actor is not None:
+        body["actor"] = actor
+    return body
+
+
+def seal(body: dict[str, Any], seq: int, prev: str) -> tuple[dict[str, Any], bytes]:
+    """Give `body` its place in the chain: the full record and its line, newline included."""
+    record = {**body, "seq": seq, "prev": prev}
+    try:
+        text = canonical_json(record)
+        unhashed = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be written as UTF-8; \u escapes keep it, and the line valid.
+        text = canonical_json(record, ascii_only=True)
+        unhashed = text.encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise AuditError(
+            f"audit entry {body.get('type')!r} cannot be written as JSON ({exc}); "
+            "event data must be strings, numbers, booleans, null, lists and objects"
+        ) from exc
+    digest = hashlib.sha256(unhashed).hexdigest()
+    cut = unhashed.rindex(PREV_MEMBER)
+    member = HASH_MEMBER + digest.encode("ascii") + b'"'
+    line = b"".join((unhashed[:cut], member, unhashed[cut:], b"\n"))
+    record["hash"] = digest
+    return record, line
+
+
+def inspect_line(line: bytes) -> LineFacts | None:
+    """The line's (seq, hash, prev) if its hash matches its content; None otherwise.
+
+    `line` is without its newline. None means the line is not one a writer produced
+    unchanged; `diagnose` in verify.py says how. This runs once per line when verifying,
+    so it works on the bytes and stays lean.
+    """
+    at = line.rfind(HASH_MEMBER)
+    end = at + _HASH_MEMBER_LENGTH
+    stored = line[at + len(HASH_MEMBER) : end - 1]
+    digest = hashlib.sha256(line[:at])
+    digest.update(line[end:])
+    # The hash member is the only part of the line the digest does not cover: check it whole.
+    if at <= 0 or digest.hexdigest().encode("ascii") != stored or line[end - 1 : end] != b'"':
+        return None
+    prev_at = end + len(PREV_MEMBER)
+    prev_end = prev_at + HASH_LENGTH
+    if line[end:prev_at] != PREV_MEMBER or line[prev_end : prev_end + 1] != b'"':
+        return None
+    seq_at = line.find(SEQ_MEMBER, prev_end) + len(SEQ_MEMBER)
+    try:
+        seq = int(line[seq_at : line.find(b",", seq_at)])
+    except ValueError:
+        return None
+    return seq, stored, line[prev_at:prev_end]

@@ -1,0 +1,92 @@
+"""Byte-level access to an audit file: opening it with clear errors, reading it backwards."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from console.errors import AuditError
+
+BACKWARD_CHUNK = 64 * 1024
+FORWARD_CHUNK = 4 * 1024 * 1024
+
+
+def open_for_reading(path: Path) -> int:
+    """A read-only fd on the audit file, or an AuditError that says what to do instead."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise AuditError(
+            f"{path}: no audit file there — runs create it on their first event; "
+            "pass the path of an existing audit file"
+        ) from None
+    except IsADirectoryError:
+        raise AuditError(f"{path} is a directory — pass the audit file inside it") from None
+    except PermissionError:
+        raise AuditError(
+            f"{path}: permission denied — run as the file's owner or ask them for a copy"
+        ) from None
+    except OSError as exc:
+        raise AuditError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        os.read(fd, 0)
+    except IsADirectoryError:
+        os.close(fd)
+        raise AuditError(f"{path} is a directory — pass the audit file inside it") from None
+    return fd
+
+
+def io_error(path: Path, exc: OSError, doing: str) -> AuditError:
+    reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+    return AuditError(f"cannot {doing} {path}: {reason}")
+
+
+def lines_backwards(fd: int, end: int, chunk: int = BACKWARD_CHUNK) -> Iterator[tuple[int, bytes]]:
+    """Complete lines ending at or before `end`, last first, as (offset, bytes without `\\n`).
+
+    `end` is 0 or the offset just after a newline. The file is read in chunks from the end,
+    so the cost is the size of the lines taken, not the size of the file.
+    """
+    buf = b""
+    buf_start = end
+    line_end = end  # offset just after the newline of the next line to give
+    while line_end > 0:
+        # The newline that ends the previous line, searched for before this line's own newline.
+        newline = buf.rfind(b"\n", 0, max(line_end - 1 - buf_start, 0))
+        if newline < 0 and buf_start > 0:
+            read_from = max(0, buf_start - chunk)
+            buf = os.pread(fd, buf_start - read_from, read_from) + buf[: line_end - buf_start]
+            buf_start = read_from
+            continue
+        line_start = buf_start + newline + 1 if newline >= 0 else 0
+        yield line_start, buf[line_start - buf_start : line_end - 1 - buf_start]
+        line_end = line_start
+
+
+def count_lines(fd: int, end: int) -> int:
+    """How many newlines lie before `end`: the 1-based number of the line starting there, less 1."""
+    count = 0
+    offset = 0
+    while offset < end:
+        data = os.pread(fd, min(FORWARD_CHUNK, end - offset), offset)
+        if not data:
+            break
+        count += data.count(b"\n")
+        offset += len(data)
+    return count
+
+
+def torn_start(fd: int, size: int) -> int:
+    """Where the torn remainder begins (just after the last newline); `size` if there is none."""
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    offset = size
+    while offset > 0:
+        read_from = max(0, offset - BACKWARD_CHUNK)
+        newline = os.pread(fd, offset - read_from, read_from).rfind(b"\n")
+        if newline >= 0:
+            return read_from + newline + 1
+        offset = read_from
+    return 0
