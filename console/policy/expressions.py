@@ -6,12 +6,47 @@ The context a condition sees is documented in docs/policy.md: `step`, `params`, 
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import cel
+
+def _load_cel() -> ModuleType:
+    """The CEL engine: the package's compiled extension, without the package's __init__.
+
+    `import cel` also imports the package's REPL (typer, prompt_toolkit, rich): 0.4 s on
+    every command, and a terminal UI library inside the domain. The extension alone has
+    `compile`; registered as `cel.cel`, a later `import cel` elsewhere reuses it.
+    """
+    loaded = sys.modules.get("cel.cel")
+    if loaded is not None:
+        return loaded
+    package = importlib.util.find_spec("cel")
+    for location in (package.submodule_search_locations or []) if package else []:
+        for suffix in EXTENSION_SUFFIXES:
+            path = Path(location) / f"cel{suffix}"
+            if not path.is_file():
+                continue
+            loader = ExtensionFileLoader("cel.cel", str(path))
+            spec = importlib.util.spec_from_file_location("cel.cel", path, loader=loader)
+            if spec is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["cel.cel"] = module
+            loader.exec_module(module)
+            return module
+    import cel  # an unexpected package layout: take the package, REPL imports and all
+
+    return cel
+
+
+cel = _load_cel()
 
 CONTEXT_VARIABLES = frozenset({"step", "params", "run", "user", "now"})
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
