@@ -141,20 +141,41 @@ def render_full(loaded: LoadedWorkflow, console: Console) -> None:
 
 
 def render_compact(loaded: LoadedWorkflow, console: Console) -> None:
+    """One line per layer; runs of single-step layers (a long chain) share one line."""
+    chain: list[tuple[int, str]] = []
+
+    def flush_chain() -> None:
+        if len(chain) == 1:
+            _compact_line(console, f"L{chain[0][0]}", [chain[0][1]], [StepMarks()])
+        elif chain:
+            label = f"L{chain[0][0]}–L{chain[-1][0]}"
+            _compact_line(console, label, [step for _, step in chain], [StepMarks()] * len(chain),
+                          f"{len(chain)} layers of 1 step")
+        chain.clear()
+
     for number, layer in enumerate(layers(loaded.steps), start=1):
         marks = [static_marks(loaded, s, loaded.steps[s]) for s in layer]
-        gated = sum(m.gated for m in marks)
-        denying = sum(m.may_deny for m in marks)
-        line = Text(f"L{number:<3}", style="dim")
-        line.append(f"{len(layer):>4} step{'s' if len(layer) != 1 else ' '}", style="bold")
-        if gated:
-            line.append(f"  {GATE} {gated} gated", style="yellow")
-        if denying:
-            line.append(f"  {DENY} {denying} may deny", style="red")
-        line.append("  " + ", ".join(layer), style="dim")
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        console.print(line)
+        if len(layer) == 1 and not marks[0].gated and not marks[0].may_deny:
+            chain.append((number, layer[0]))
+            continue
+        flush_chain()
+        _compact_line(console, f"L{number}", layer, marks)
+    flush_chain()
+
+
+def _compact_line(console: Console, label: str, steps: list[str], marks: list[StepMarks],
+                  count: str | None = None) -> None:
+    gated = sum(m.gated for m in marks)
+    denying = sum(m.may_deny for m in marks)
+    line = Text(f"{label:<4}", style="dim")
+    line.append(" " + (count or f"{len(steps):>4} step{'s' if len(steps) != 1 else ' '}"),
+                style="bold")
+    if gated:
+        line.append(f"  {GATE} {gated} gated", style="yellow")
+    if denying:
+        line.append(f"  {DENY} {denying} may deny", style="red")
+    line.append("  " + ", ".join(steps), style="dim")
+    console.print(line, no_wrap=True, overflow="ellipsis")
 
 
 def main(args: argparse.Namespace) -> int:
