@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.style import Style
 from textual.app import App, ComposeResult
 
+from console.ui.themes import register_themes
 from console.ui.widgets.log_tail import TAIL_BYTES, LogTail
 
 
@@ -145,3 +147,20 @@ async def test_long_lines_wrap_and_the_bottom_rows_show(tmp_path: Path) -> None:
         rows = shown(tail)
         # 40 columns inside the padding: the 100-character line takes 3 rows, 2 of them fit
         assert rows == ["b" * 40, "b" * 20, "last"]
+
+
+async def test_a_theme_can_turn_the_logs_own_colours_off(tmp_path: Path) -> None:
+    log = tmp_path / "step.log"
+    log.write_bytes(b"\x1b[1;31mbold red\x1b[0m\n")
+    app = TailApp(log)
+    register_themes(app)
+    async with app.run_test(size=(40, 5)) as pilot:
+        await pilot.pause()
+        tail = app.query_one(LogTail)
+        app.theme = "dark"
+        styles = [span.style for span in tail.render().spans]
+        assert any(isinstance(s, Style) and s.color is not None for s in styles)
+        app.theme = "monochrome"
+        styles = [span.style for span in tail.render().spans]
+        assert styles and all(isinstance(s, Style) and s.color is None for s in styles)
+        assert all(isinstance(s, Style) and s.bold for s in styles)

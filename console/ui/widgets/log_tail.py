@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from rich.console import Console
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 from textual.widget import Widget
 
 from console.ui.ansi import to_rich_text
@@ -14,6 +15,8 @@ from console.ui.ansi import to_rich_text
 TAIL_BYTES = 64 * 1024
 # Complete lines kept from the last read; a screen never shows more.
 MAX_LINES = 1000
+# A theme sets this variable to "off" to show step output without its own colours.
+LOG_COLOURS_VARIABLE = "log-colours"
 
 
 class LogTail(Widget):
@@ -100,7 +103,21 @@ class LogTail(Widget):
         width, height = self.content_size.width, self.content_size.height
         if width <= 0 or height <= 0:
             return Text()
-        return Text("\n").join(visible_rows(self._lines, width, height, self.app.console))
+        rows = visible_rows(self._lines, width, height, self.app.console)
+        if self.app.current_theme.variables.get(LOG_COLOURS_VARIABLE) == "off":
+            rows = [_without_colour(row) for row in rows]
+        return Text("\n").join(rows)
+
+
+def _without_colour(line: Text) -> Text:
+    """The line with its colours removed but bold, underline and the like kept."""
+    plain = line.copy()
+    plain.spans = [
+        Span(span.start, span.end, span.style.without_color)
+        for span in line.spans
+        if isinstance(span.style, Style)
+    ]
+    return plain
 
 
 def _tail_lines(data: bytes, *, cut: bool) -> list[Text]:
