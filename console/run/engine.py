@@ -64,6 +64,7 @@ from console.workflow.loaded import LoadedWorkflow
 from console.workflow.model import format_duration
 
 FAILED = frozenset({"failed", "error"})
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 class Executor(Protocol):
@@ -360,6 +361,11 @@ class Engine:
 
         try:
             result = await self._executor.run(cmd, on_started=on_started)
+        except Exception as exc:  # the executor's own bug must not hang the run
+            result = ExecResult(
+                outcome="error", exit_code=None, error=f"executor failed: {exc!r}", pid=None,
+                duration_s=0.0, log_path=cmd.log_path, log_size=0, log_sha256=EMPTY_SHA256,
+            )
         finally:
             self._running.discard(sid)
         if not started:

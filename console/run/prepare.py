@@ -55,6 +55,11 @@ class StepPreparer:
             sorted({*self._secret_values.values(), *secret_params}, key=len, reverse=True)
         )
         self._base_env = {**self._environ, **param_env(self._params), "CONSOLE_RUN_ID": run_id}
+        self._argv = {
+            step_id: render_argv(step.run, self._params)
+            for step_id, step in loaded.steps.items()
+            if isinstance(step.run, list)
+        }
 
     def _resolve_secrets(self) -> dict[str, str]:
         needed: dict[str, list[str]] = {}
@@ -93,8 +98,8 @@ class StepPreparer:
     def display_command(self, step_id: str) -> tuple[str, ...] | str:
         run = self._loaded.steps[step_id].run
         if isinstance(run, str):
-            return run
-        return tuple(self.mask(arg) for arg in render_argv(run, self._params))
+            return self.mask(run)
+        return tuple(self.mask(arg) for arg in self._argv[step_id])
 
     def log_path(self, step_id: str, attempt: int) -> Path:
         return self._run_dir / f"{step_id}.{attempt}.log"
@@ -110,7 +115,7 @@ class StepPreparer:
         if isinstance(step.run, str):
             argv, script = None, step.run
         else:
-            argv, script = render_argv(step.run, self._params), None
+            argv, script = self._argv[step_id], None
         return StepCommand(
             step_id=step_id,
             attempt=attempt,
