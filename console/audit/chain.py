@@ -56,10 +56,19 @@ def parse_head(text: str) -> tuple[int, str]:
     return int(seq), digest
 
 
+# Made once: json.dumps with options builds a new encoder on every call, and this is on the
+# engine's per-event path.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_ASCII_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False
-    )
+    """Keys sorted, no spaces, UTF-8 text (or \\u escapes with ascii_only), no NaN."""
+    return (_ASCII_ENCODER if ascii_only else _ENCODER).encode(value)
 
 
 def entry_body(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,8 +84,12 @@ def entry_body(entry: Mapping[str, Any]) -> dict[str, Any]:
     data = entry.get("data")
     if not isinstance(run, str) or not isinstance(kind, str) or not kind:
         raise AuditError(f"audit entry needs a string run and type, got run={run!r} type={kind!r}")
-    if not isinstance(data, Mapping):
-        raise AuditError(f"audit entry {kind!r} needs a data object, got {type(data).__name__}")
+    if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
+            raise AuditError(
+                f"audit entry {kind!r} needs a data object, got {type(data).__name__}"
+            )
+        data = dict(data)
     ts = entry.get("ts") or utc_now()
     body: dict[str, Any] = {"run": run, "type": kind, "ts": ts, "data": data}
     step = entry.get("step")
