@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ wrong_values = st.one_of(st.integers(), st.text(max_size=5), st.booleans(),
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     """A schema-shaped document with a few keys renamed, dropped or given wrong types."""
-    document = draw(documents | valid_leaning())
+    document = copy.deepcopy(draw(documents | valid_leaning()))  # st.just values are shared
     for _ in range(draw(st.integers(0, 3))):
         tables: list[dict[str, Any]] = []
         stack: list[object] = [document]
@@ -138,7 +139,7 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
         elif action == "drop":
             del table[key]
         else:
-            table[key] = draw(wrong_values)
+            table[key] = copy.deepcopy(draw(wrong_values))
     return document
 
 

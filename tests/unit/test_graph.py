@@ -108,7 +108,7 @@ def graphs(draw: st.DrawFn, acyclic: bool) -> dict[str, Node]:
     return {name: steps[name] for name in order}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(graphs(acyclic=True))
 def test_layers_and_order_respect_every_edge(steps: dict[str, Node]) -> None:
     depth = {s: i for i, layer in enumerate(layers(steps)) for s in layer}
@@ -124,7 +124,7 @@ def test_layers_and_order_respect_every_edge(steps: dict[str, Node]) -> None:
             assert depth[step_id] == 0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(graphs(acyclic=False))
 def test_find_cycle_agrees_with_graphlib(steps: dict[str, Node]) -> None:
     sorter = graphlib.TopologicalSorter({s: n.needs for s, n in steps.items()})
@@ -143,7 +143,7 @@ def test_find_cycle_agrees_with_graphlib(steps: dict[str, Node]) -> None:
             topological_order(steps)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(graphs(acyclic=True), st.data())
 def test_ready_steps_are_pending_with_all_needs_finished(
     steps: dict[str, Node], data: st.DataObject
