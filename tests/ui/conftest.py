@@ -206,8 +206,8 @@ class Story:
 
 
 def running_story() -> Story:
-    return Story.started().start("build", 1).finish("build", 13.4, 12.4).start("test", 14) \
-        .start("lint", 14).finish("lint", 20.2, 6.2)
+    return Story.started().start("build", 1).finish("build", 13.4, 12.4) \
+        .start("test", 14, of=2).start("lint", 14).finish("lint", 20.2, 6.2)
 
 
 def awaiting_story() -> Story:
@@ -221,7 +221,8 @@ def denied_story() -> Story:
 
 
 def failed_story() -> Story:
-    return running_story().finish("test", 44, 30.0, outcome="failed", exit_code=2, attempt=2) \
+    return running_story().start("test", 30, attempt=2, of=2) \
+        .finish("test", 44, 14.0, outcome="failed", exit_code=2, attempt=2) \
         .skip("migrate", 44, "needs test, which failed") \
         .skip("deploy", 44, "needs migrate, which was skipped") \
         .skip("notify", 44, "needs deploy, which was skipped").end("failed", 44.5)

@@ -186,7 +186,7 @@ class DagView(ScrollView, can_focus=True):
 
     def _list_width(self) -> int:
         longest = max((len(sid) for sid in self._order), default=10)
-        return longest + 60
+        return longest + 48
 
     def _selected_region(self) -> Region | None:
         sid = self.selected

@@ -22,6 +22,7 @@ GAP_Y = 1
 PITCH_X = NODE_W + GAP_X
 PITCH_Y = NODE_H + GAP_Y
 PORT = 1  # the row inside a node where edges leave and arrive
+LANE_BUDGET = 5000
 
 UP, DOWN, LEFT, RIGHT = 1, 2, 4, 8
 LINE_CHARS = {
@@ -70,6 +71,7 @@ class DagLayout:
     dependents: dict[str, list[str]] = field(default_factory=dict)
     width: int = 0
     height: int = 0
+    undrawn_edges: int = 0
 
     def layer_of(self, step_id: str) -> int:
         return self.slots[step_id].layer
@@ -103,11 +105,19 @@ def build_layout(steps: Mapping[str, Step]) -> DagLayout:
     layer_of = {sid: i for i, layer in enumerate(by_layer) for sid in layer}
 
     # Lanes: an edge u -> v spanning several layers gets one node per crossed layer.
-    # A node in the ordering is a step id or a lane key "u>v#k".
+    # A node in the ordering is a step id or a lane key "u>v#k". Past LANE_BUDGET lanes
+    # (huge, dense graphs) long edges are left undrawn; the node's "┤" and the step
+    # detail's `needs` still show them.
     members: list[list[str]] = [list(layer) for layer in by_layer]
     preds: dict[str, list[str]] = {sid: [] for sid in steps}
+    spans = sum(max(0, layer_of[v] - layer_of[u] - 1)
+                for v, needs in layout.needs.items() for u in needs)
+    draw_long = spans <= LANE_BUDGET
     for v, needs in layout.needs.items():
         for u in needs:
+            if not draw_long and layer_of[v] - layer_of[u] > 1:
+                layout.undrawn_edges += 1
+                continue
             prev = u
             for k in range(layer_of[u] + 1, layer_of[v]):
                 lane = f"{u}>{v}#{k}"

@@ -112,7 +112,8 @@ def render_detail(
         if model.needs:
             line.append("needs ", style="dim").append(", ".join(model.needs))
         if model.tags:
-            line.append("  tags ", style="dim").append(", ".join(model.tags))
+            line.append("  tags " if model.needs else "tags ", style="dim")
+            line.append(", ".join(model.tags))
         parts.append(line)
     if verdict:
         parts.append(Text(verdict, style="bold"))

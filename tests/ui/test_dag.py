@@ -1,0 +1,115 @@
+"""The DAG view: layout, drawing, navigation along layers and edges, list mode, filter,
+and a thousand steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.ui.widgets.dag import DagView
+from console.ui.widgets.dag_layout import LINE_CHARS, NODE_W, PITCH_X, build_layout
+from console.workflow.loader import load_workflow
+from console.workflow.model import Step
+from tests.ui.conftest import awaiting_story, snapshot_app, write_workflow
+
+
+def steps(needs: dict[str, list[str]]) -> dict[str, Step]:
+    return {sid: Step(run="true", needs=deps) for sid, deps in needs.items()}
+
+
+def test_layers_go_left_to_right_and_long_edges_get_lanes() -> None:
+    layout = build_layout(steps({"a": [], "b": ["a"], "c": ["b"], "d": ["a", "c"]}))
+    assert [layout.slots[s].layer for s in "abcd"] == [0, 1, 2, 3]
+    assert layout.slots["b"].x == PITCH_X
+    # a -> d skips two layers: it passes through a lane in each, never through a node.
+    assert [lane.layer for lane in layout.lanes] == [1, 2]
+    assert all(lane.index != layout.slots["b"].index for lane in layout.lanes[:1])
+    assert layout.dependents["a"] == ["b", "d"]
+
+
+def test_edges_are_box_drawing_and_merge_into_junctions() -> None:
+    layout = build_layout(steps({"a": [], "b": ["a"], "c": ["a"]}))
+    drawn = {LINE_CHARS[mask] for row in layout.edges.values() for mask in row.values()}
+    assert drawn <= set("─│╭╮╰╯┬┴├┤┼")
+    assert "┬" in drawn or "├" in drawn  # one source fans out to two targets
+    first_gap = NODE_W
+    assert layout.edges[layout.slots["a"].y + 1][first_gap] & 4  # leaves a's right side
+
+
+async def test_navigation_follows_layers_and_edges(tmp_path: Path) -> None:
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dag = app.run_screen.query_one(DagView)
+        assert dag.selected == "build" and dag.has_focus
+        await pilot.press("l")
+        assert dag.selected == "test"
+        await pilot.press("j")
+        assert dag.selected == "lint"
+        await pilot.press("k")
+        assert dag.selected == "test"
+        await pilot.press("right", "right")
+        assert dag.selected == "deploy"
+        await pilot.press("h")
+        assert dag.selected in ("migrate", "lint")
+        await pilot.press("end")
+        assert dag.selected == "notify"
+        await pilot.press("home", "left")
+        assert dag.selected == "build"  # nothing before the first layer
+
+
+async def test_g_toggles_the_compact_list_and_navigation_follows_it(tmp_path: Path) -> None:
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dag = app.run_screen.dag
+        await pilot.press("g")
+        assert dag.mode == "list"
+        await pilot.press("down", "down")
+        assert dag.selected == "lint"
+        await pilot.press("g")
+        assert dag.mode == "graph"
+
+
+async def test_filter_by_name_tag_and_status(tmp_path: Path) -> None:
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.run_screen
+        screen.apply_events(awaiting_story().events)
+        await pilot.press("slash", *"tag:prod")
+        assert screen.dag.shown_steps == ["migrate", "deploy"]
+        field = screen.query_one("#filter")
+        field.value = "awaiting"  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert screen.dag.shown_steps == ["migrate"]
+        field.value = "lin"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        assert screen.dag.shown_steps == ["lint"] and screen.dag.has_focus
+        await pilot.press("slash", "escape")
+        assert len(screen.dag.shown_steps) == 6
+
+
+def thousand_steps() -> str:
+    lines = ['[workflow]\nname = "big"\n']
+    for i in range(1000):
+        needs = f'needs = ["s{i - 1:04d}", "s{i // 2:04d}"]' if i else ""
+        if i == 1:
+            needs = 'needs = ["s0000"]'
+        lines.append(f'[steps.s{i:04d}]\nrun = "true"\n{needs}\n')
+    return "\n".join(lines)
+
+
+async def test_a_thousand_steps_open_as_a_list_drawing_only_what_is_visible(tmp_path: Path) -> None:
+    loaded = load_workflow(write_workflow(tmp_path, thousand_steps()))
+    app = snapshot_app(loaded, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dag = app.run_screen.dag
+        assert dag.mode == "list"
+        assert dag.virtual_size.height == 1000
+        await pilot.press("end")
+        assert dag.selected == "s0999"
+        assert dag.scroll_offset.y > 900
+        drawn = [dag.render_line(y).text for y in range(dag.size.height)]
+        assert "s0999" in drawn[-1] or any("s0999" in line for line in drawn)
+        await pilot.press("g")
+        assert dag.mode == "graph"
+        assert dag.virtual_size.width > 1000 * 10
+        await pilot.press("home", "l", "l")
+        assert dag.selected not in (None, "s0000")
