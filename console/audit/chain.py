@@ -104,24 +104,33 @@ def entry_body(entry: Mapping[str, Any]) -> dict[str, Any]:
 def seal(body: dict[str, Any], seq: int, prev: str) -> tuple[dict[str, Any], bytes]:
     """Give `body` its place in the chain: the full record and its line, newline included."""
     record = {**body, "seq": seq, "prev": prev}
-    try:
-        text = canonical_json(record)
-        unhashed = text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be written as UTF-8; \u escapes keep it, and the line valid.
-        text = canonical_json(record, ascii_only=True)
-        unhashed = text.encode("ascii")
-    except (TypeError, ValueError) as exc:
-        raise AuditError(
-            f"audit entry {body.get('type')!r} cannot be written as JSON ({exc}); "
-            "event data must be strings, numbers, booleans, null, lists and objects"
-        ) from exc
+    unhashed = _unhashed_bytes(record)
     digest = hashlib.sha256(unhashed).hexdigest()
     cut = unhashed.rindex(PREV_MEMBER)
     member = HASH_MEMBER + digest.encode("ascii") + b'"'
     line = b"".join((unhashed[:cut], member, unhashed[cut:], b"\n"))
     record["hash"] = digest
     return record, line
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """The hash a record's line must carry (for records already parsed, not raw lines)."""
+    unhashed = _unhashed_bytes({key: value for key, value in record.items() if key != "hash"})
+    return hashlib.sha256(unhashed).hexdigest()
+
+
+def _unhashed_bytes(record: Mapping[str, Any]) -> bytes:
+    """The canonical JSON of a record without its hash: the bytes the hash covers."""
+    try:
+        return canonical_json(record).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be written as UTF-8; \u escapes keep it, and the line valid.
+        return canonical_json(record, ascii_only=True).encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise AuditError(
+            f"audit entry {record.get('type')!r} cannot be written as JSON ({exc}); "
+            "event data must be strings, numbers, booleans, null, lists and objects"
+        ) from exc
 
 
 def inspect_line(line: bytes) -> LineFacts | None:

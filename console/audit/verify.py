@@ -6,6 +6,7 @@ no JSON parsing and no re-serialising unless a line fails, when `_diagnose` work
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
@@ -66,7 +67,17 @@ def _verify(fd: int, path: Path, head: tuple[int, str] | None) -> VerifyReport:
     expected = 1
     prev = before = GENESIS.encode("ascii")
     rest = b""
-    while chunk := os.read(fd, FORWARD_CHUNK):
+    waited_for_writers = False
+    while True:
+        chunk = os.read(fd, FORWARD_CHUNK)
+        if not chunk:
+            if not rest or waited_for_writers:
+                break
+            # A last line without a newline may be an append still being written: wait for
+            # writers under a shared lock (released when the fd closes), then read on.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            waited_for_writers = True
+            continue
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:

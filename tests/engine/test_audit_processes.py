@@ -84,3 +84,33 @@ def test_a_process_killed_mid_line_leaves_a_tail_the_next_writer_recovers(tmp_pa
     assert (tmp_path / "audit.jsonl.torn-4").exists()
     report = verify_chain(path)
     assert report.ok and report.lines == 6
+
+
+def test_verify_waits_for_an_append_in_progress_instead_of_calling_it_torn(tmp_path: Path) -> None:
+    source = tmp_path / "source.jsonl"
+    with AuditLog(source) as log:
+        log.append({"run": "r", "type": "step.ready", "data": {}})
+        log.append({"run": "r", "type": "step.ready", "data": {"slow": True}})
+    first_line, second_line = source.read_bytes().splitlines(keepends=True)
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(first_line)
+    slow_writer = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "line = bytes.fromhex(sys.argv[2])\n"
+        "os.write(fd, line[:30])\n"
+        "print('half', flush=True)\n"
+        "time.sleep(0.5)\n"
+        "os.write(fd, line[30:])\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", slow_writer, str(path), second_line.hex()],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == "half\n"
+    report = verify_chain(path)
+    assert writer.wait(timeout=30) == 0
+    assert report.ok, report.message
+    assert report.lines == 2

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console.audit.chain import GENESIS, canonical_json, inspect_line, parse_head
+from console.audit.chain import GENESIS, canonical_json, inspect_line, parse_head, record_hash
 from console.audit.log import AuditLog, read_records, verify_chain
 from console.errors import AuditError, UsageError
 from console.run.events import (
@@ -80,6 +80,7 @@ def test_each_line_is_canonical_json_and_hash_covers_it_without_hash(tmp_path: P
         assert "ü" in line or "ApprovalGiven" not in line  # UTF-8, not \\u escapes
         unhashed = {k: v for k, v in record.items() if k != "hash"}
         assert hashlib.sha256(canonical_json(unhashed).encode()).hexdigest() == record["hash"]
+        assert record_hash(record) == record["hash"]
 
 
 def test_removing_the_hash_member_from_the_raw_line_gives_the_hashed_bytes(tmp_path: Path) -> None:
@@ -139,7 +140,9 @@ def test_a_lone_surrogate_is_kept_as_an_escape(tmp_path: Path) -> None:
     with AuditLog(path) as log:
         log.append({"run": "r", "type": "t", "data": {"text": "bad \ud800 text"}})
     path.read_bytes().decode("utf-8")
-    assert next(read_records(path))["data"]["text"] == "bad \ud800 text"
+    record = next(read_records(path))
+    assert record["data"]["text"] == "bad \ud800 text"
+    assert record_hash(record) == record["hash"]
     assert verify_chain(path).ok
 
 
