@@ -131,6 +131,10 @@ class RunScreen(Screen[None]):
         return self.query_one("#detail", StepDetail)
 
     def on_mount(self) -> None:
+        # Textual applies breakpoints on resize; a terminal may not send one at start.
+        wide = self.app.size.width >= 110
+        self.set_class(not wide, "-narrow")
+        self.set_class(wide, "-wide")
         self.dag.set_workflow(self.loaded.steps)
         self.dag.focus()
         self.refresh_views()
