@@ -63,9 +63,8 @@ def scan_tail(fd: int, path: Path, size: int) -> TailState:
 def _damaged(fd: int, path: Path, offset: int, what: str) -> AuditError:
     line = count_lines(fd, offset) + 1
     return AuditError(
-        f"{path}:{line}: {what}; the audit writer will not append to a damaged trail — "
-        f"run `console audit verify {path}` to see what is wrong, and move the file aside "
-        "to start a new trail"
+        f"{path}:{line}: {what} — run `console audit verify {path}` to see what is wrong; "
+        "nothing is appended to a damaged trail until it is moved aside (a new one then starts)"
     )
 
 
