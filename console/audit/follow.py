@@ -118,26 +118,27 @@ class _Reader:
                 records.extend(self._drain())  # what the old file got before it was replaced
                 self.close()
             if inode != -1:
-                self._open(inode)
+                self._open()
         if self.fd is None:
             return records
-        if os.fstat(self.fd).st_size < self.position:
+        size = os.fstat(self.fd).st_size
+        whole_lines_end = self.position - len(self.partial)
+        if size < whole_lines_end:
             self.position, self.partial = 0, b""  # truncated: start again
-        elif self.partial and not self._partial_still_there():
-            # A torn line was moved aside and the file truncated back to before it.
-            self.position -= len(self.partial)
-            self.partial = b""
+        elif self.partial and (size < self.position or not self._partial_still_there()):
+            # A torn line was moved aside and the file cut back to its last whole line.
+            self.position, self.partial = whole_lines_end, b""
         records.extend(self._drain())
         return records
 
-    def _open(self, inode: int) -> None:
+    def _open(self) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return
         except OSError as exc:
             raise AuditError(f"cannot follow {self.path}: {exc.strerror}") from None
-        self.inode = inode
+        self.inode = os.fstat(self.fd).st_ino
         # The file that was there when following began starts at `start`; any later one is
         # new, so all of it is.
         self.position = self.start if not self.opened_once else 0

@@ -94,3 +94,17 @@ def test_follow_stops_when_asked_even_with_nothing_new(tmp_path: Path) -> None:
         return [record async for record in follow(path, stop=stop)]
 
     assert asyncio.run(asyncio.wait_for(follow_then_stop(), 20)) == []
+
+
+async def test_follow_drops_a_torn_line_the_next_writer_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path) as log:
+        log.append({"run": "old", "type": "t", "data": {}})
+    task = asyncio.create_task(collect(path, 2))
+    await asyncio.sleep(0.3)
+    with path.open("ab") as handle:
+        handle.write(b'{"actor":{"uid":0,"user":"crashed-mid-li')
+    await asyncio.sleep(0.3)
+    await append_in_another_process(path, "after-crash")
+    seen = await asyncio.wait_for(task, 20)
+    assert [(r["type"], r["seq"]) for r in seen] == [("audit.recovered_tail", 2), ("step.ready", 3)]
