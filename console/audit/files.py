@@ -10,6 +10,8 @@ from pathlib import Path
 from console.errors import AuditError
 
 BACKWARD_CHUNK = 64 * 1024
+# Reading backwards starts small (a writer wants two lines of ~0.5 KiB) and doubles.
+FIRST_BACKWARD_CHUNK = 4 * 1024
 FORWARD_CHUNK = 4 * 1024 * 1024
 
 
@@ -43,12 +45,13 @@ def io_error(path: Path, exc: OSError, doing: str) -> AuditError:
     return AuditError(f"cannot {doing} {path}: {reason}")
 
 
-def lines_backwards(fd: int, end: int, chunk: int = BACKWARD_CHUNK) -> Iterator[tuple[int, bytes]]:
+def lines_backwards(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
     """Complete lines ending at or before `end`, last first, as (offset, bytes without `\\n`).
 
     `end` is 0 or the offset just after a newline. The file is read in chunks from the end,
     so the cost is the size of the lines taken, not the size of the file.
     """
+    chunk = FIRST_BACKWARD_CHUNK
     buf = b""
     buf_start = end
     line_end = end  # offset just after the newline of the next line to give
@@ -59,6 +62,7 @@ def lines_backwards(fd: int, end: int, chunk: int = BACKWARD_CHUNK) -> Iterator[
             read_from = max(0, buf_start - chunk)
             buf = os.pread(fd, buf_start - read_from, read_from) + buf[: line_end - buf_start]
             buf_start = read_from
+            chunk = min(chunk * 2, BACKWARD_CHUNK * 16)
             continue
         line_start = buf_start + newline + 1 if newline >= 0 else 0
         yield line_start, buf[line_start - buf_start : line_end - 1 - buf_start]
