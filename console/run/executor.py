@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Literal
 
 from console.run._watchdog_main import group_alive, signal_group
 from console.run.masking import StreamMasker
+from console.run.step_process import STDERR, STDOUT, StepProcess
 from console.run.watchdog import Watchdog
 from console.workflow.model import format_duration
 
@@ -45,7 +45,6 @@ DRAIN_AFTER_EXIT_S = 1.0
 # stuck in the kernel, or changed uid and cannot be signalled by us).
 KILL_WAIT_S = 5.0
 
-_STDOUT, _STDERR = 1, 2
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -98,11 +97,15 @@ class _LogWriter:
     """
 
     def __init__(self, path: Path, secrets: Iterable[str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Owner-only: step output can hold credentials nobody declared as secrets.
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        flags, mode = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+        try:
+            self._fd = os.open(path, flags, mode)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, flags, mode)
         values = tuple(secrets)
-        self._maskers = {_STDOUT: StreamMasker(values), _STDERR: StreamMasker(values)}
+        self._maskers = {STDOUT: StreamMasker(values), STDERR: StreamMasker(values)}
         self._sha256 = hashlib.sha256()
         self.size = 0
         self.error: OSError | None = None
@@ -119,8 +122,8 @@ class _LogWriter:
     def close(self) -> None:
         if self._closed:
             return
-        self.end_stream(_STDOUT)
-        self.end_stream(_STDERR)
+        self.end_stream(STDOUT)
+        self.end_stream(STDERR)
         self._closed = True
         os.close(self._fd)
 
@@ -142,29 +145,6 @@ class _LogWriter:
             self._sha256.update(view[:written])
             self.size += written
             view = view[written:]
-
-
-class _StepProtocol(asyncio.SubprocessProtocol):
-    """Feeds pipe data straight to the log as the event loop reads it (256 KiB reads)."""
-
-    def __init__(self, log: _LogWriter, loop: asyncio.AbstractEventLoop) -> None:
-        self._log = log
-        self._open_pipes = {_STDOUT, _STDERR}
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.output_closed: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self._log.write(fd, data if isinstance(data, bytes) else data.encode())
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._log.end_stream(fd)
-        self._open_pipes.discard(fd)
-        if not self._open_pipes and not self.output_closed.done():
-            self.output_closed.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
 
 
 class _Control:
@@ -298,72 +278,65 @@ class LocalExecutor:
         try:
             if control.stop_reason.done():
                 return result("cancelled", control.stop_reason.result(), log=log)
-            loop = asyncio.get_running_loop()
             try:
-                transport, protocol = await loop.subprocess_exec(
-                    lambda: _StepProtocol(log, loop),
-                    *cmd.program_argv(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=dict(cmd.env),
-                    cwd=str(cmd.cwd),
-                    start_new_session=True,
+                process = StepProcess.spawn(
+                    cmd.program_argv(),
+                    env=cmd.env,
+                    cwd=cmd.cwd,
+                    loop=asyncio.get_running_loop(),
+                    on_output=log.write,
+                    on_stream_end=log.end_stream,
                 )
             except (OSError, ValueError) as exc:
                 return result("error", f"could not start: {exc}", log=log)
-            pid = transport.get_pid()
+            pid = process.pid
             control.pgid = pid
             self._watchdog.register(pid)
             try:
                 if on_started is not None:
                     on_started(pid)
-                outcome, error = await self._supervise(cmd, control, transport, protocol)
+                outcome, error = await self._supervise(cmd, control, process)
             except BaseException:
                 await self._stop_interrupted(pid)
                 raise
             finally:
-                transport.close()
+                process.close()
                 if not group_alive(pid):
                     self._watchdog.unregister(pid)
-            return result(outcome, error, transport.get_returncode(), pid, log)
+            return result(outcome, error, process.returncode, pid, log)
         finally:
             log.close()
 
     async def _supervise(
-        self,
-        cmd: StepCommand,
-        control: _Control,
-        transport: asyncio.SubprocessTransport,
-        protocol: _StepProtocol,
+        self, cmd: StepCommand, control: _Control, process: StepProcess
     ) -> tuple[ExecOutcome, str | None]:
-        pgid = transport.get_pid()
+        pgid = process.pid
         stop = control.stop_reason
         await asyncio.wait(
-            (protocol.exited, stop), timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            (process.exited, stop), timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED
         )
-        if not protocol.exited.done():
+        if not process.exited.done():
             if stop.done():
                 verdict: tuple[ExecOutcome, str | None] = ("cancelled", stop.result())
             else:
                 assert cmd.timeout_s is not None
                 verdict = ("error", f"timed out after {format_duration(cmd.timeout_s)}")
             await terminate_group(pgid, self._grace_s)
-            await asyncio.wait((protocol.exited,), timeout=KILL_WAIT_S)
-            await asyncio.wait((protocol.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
+            await asyncio.wait((process.exited,), timeout=KILL_WAIT_S)
+            await asyncio.wait((process.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
             return verdict
 
-        returncode = transport.get_returncode()
-        if not protocol.output_closed.done():
+        returncode = process.returncode
+        if not process.output_closed.done():
             await asyncio.wait(
-                (protocol.output_closed, stop),
+                (process.output_closed, stop),
                 timeout=DRAIN_AFTER_EXIT_S,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         if group_alive(pgid):
             # The leader is done; what it left running in its group does not outlive it.
             await terminate_group(pgid, self._grace_s)
-            await asyncio.wait((protocol.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
+            await asyncio.wait((process.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
         return _verdict_from_exit(returncode)
 
     async def _stop_interrupted(self, pgid: int) -> None:

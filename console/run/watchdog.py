@@ -28,11 +28,17 @@ WATCHDOG_PROGRAM = Path(__file__).with_name("_watchdog_main.py")
 
 
 class Watchdog:
-    """The console's side of the watchdog pipe; starts the helper on the first registration."""
+    """The console's side of the watchdog pipe; starts the helper on the first registration.
+
+    Call it from the event loop's thread. If the helper dies (someone killed it), the pipe's
+    write end reports an error to the loop at once; a new helper is started and told every
+    group still registered, so protection is never silently lost.
+    """
 
     def __init__(self, grace_s: float) -> None:
         self._grace_s = grace_s
         self._process: subprocess.Popen[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._groups: set[int] = set()
         self._disabled = False
 
@@ -42,52 +48,38 @@ class Watchdog:
 
     def register(self, pgid: int) -> None:
         self._groups.add(pgid)
+        if self._process is None:
+            self._start()
+            return
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop and self._process.stdin is not None:
+            # Used from a new event loop: watch for the helper's loss from this one.
+            self._loop = loop
+            loop.add_reader(self._process.stdin.fileno(), self._lost)
         self._send(f"+{pgid}\n".encode())
 
     def unregister(self, pgid: int) -> None:
         self._groups.discard(pgid)
-        self._send(f"-{pgid}\n".encode())
+        if self._process is not None:
+            self._send(f"-{pgid}\n".encode())
 
     async def close(self) -> None:
         """Close the pipe and wait for the helper to exit (it kills what is still registered)."""
-        process, self._process = self._process, None
+        process = self._stop_watching()
         if process is None:
             return
-        if process.stdin is not None:
-            process.stdin.close()
         deadline = time.monotonic() + self._grace_s + 5.0
         while process.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
-    def _send(self, line: bytes) -> None:
+    def _start(self) -> None:
         if self._disabled:
             return
-        if self._process is None:
-            self._start()
-            # A fresh helper knows nothing yet: tell it every group, this one included.
-            line = b"".join(f"+{pgid}\n".encode() for pgid in sorted(self._groups))
-        if self._process is None or self._process.stdin is None or not line:
-            return
-        try:
-            os.write(self._process.stdin.fileno(), line)
-        except OSError as exc:
-            # The helper died under us (someone killed it): start another and re-register.
-            logger.warning("orphan watchdog lost (%s); starting a new one", exc)
-            self._process = None
-            self._start()
-            resend = b"".join(f"+{pgid}\n".encode() for pgid in sorted(self._groups))
-            if self._process is not None and self._process.stdin is not None and resend:
-                try:
-                    os.write(self._process.stdin.fileno(), resend)
-                except OSError as again:
-                    self._give_up(again)
-
-    def _start(self) -> None:
         if not sys.executable:
-            self._give_up(OSError("sys.executable is unknown"))
+            self._give_up("sys.executable is unknown")
             return
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(WATCHDOG_PROGRAM), repr(self._grace_s)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
@@ -97,13 +89,50 @@ class Watchdog:
                 start_new_session=True,
             )
         except OSError as exc:
-            self._give_up(exc)
+            self._give_up(str(exc))
+            return
+        assert process.stdin is not None
+        self._process = process
+        self._loop = asyncio.get_running_loop()
+        # A pipe's write end turns "readable" (EPOLLERR) when its reader is gone.
+        self._loop.add_reader(process.stdin.fileno(), self._lost)
+        # A fresh helper knows nothing yet: tell it every group running now.
+        self._send(b"".join(f"+{pgid}\n".encode() for pgid in sorted(self._groups)))
 
-    def _give_up(self, exc: OSError) -> None:
+    def _send(self, lines: bytes) -> None:
+        if self._process is None or self._process.stdin is None or not lines:
+            return
+        try:
+            os.write(self._process.stdin.fileno(), lines)
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        process = self._stop_watching()
+        if process is not None:
+            # Its pipe is closed, so it is exiting or has exited: reap it.
+            try:
+                process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        logger.warning("orphan watchdog lost; starting a new one")
+        self._start()
+
+    def _stop_watching(self) -> subprocess.Popen[bytes] | None:
+        process, self._process = self._process, None
+        if process is None or process.stdin is None:
+            return process
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(process.stdin.fileno())
+        self._loop = None
+        process.stdin.close()
+        return process
+
+    def _give_up(self, why: str) -> None:
         self._disabled = True
-        self._process = None
         logger.warning(
             "orphan watchdog unavailable (%s): steps still running if the console is killed "
             "will not be stopped",
-            exc,
+            why,
         )

@@ -173,6 +173,19 @@ async def test_each_step_runs_in_its_own_session_and_process_group(tmp_path: Pat
     assert int(sid) != os.getsid(0)
 
 
+async def test_a_step_inherits_only_stdin_stdout_and_stderr(tmp_path: Path) -> None:
+    # Not the log file, not the watchdog's pipe, not another step's pipes: a step holding
+    # the watchdog pipe open would keep it from ever noticing the console's death.
+    executor = LocalExecutor(grace_s=0.5)
+    await executor.run(command(tmp_path, argv=("true",), step_id="first"))
+    result = await executor.run(
+        command(tmp_path, argv=(PY, "-c", "import os; print(sorted(os.listdir('/proc/self/fd')))"))
+    )
+    await executor.shutdown()
+    # The fourth is the directory listdir itself has open.
+    assert log_of(result) == b"['0', '1', '2', '3']\n"
+
+
 async def test_full_pipes_on_both_streams_never_stall_the_step(tmp_path: Path) -> None:
     script = (
         "import sys\n"
