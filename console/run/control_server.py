@@ -27,6 +27,7 @@ from console.run.state import RunState
 
 MAX_REQUEST_BYTES = 64 * 1024
 SOCKET_MODE = 0o666
+IDLE_TIMEOUT_S = 60.0
 VIA = "socket"
 OPS = ("status", "approve", "deny", "override", "cancel", "retry")
 
@@ -64,11 +65,18 @@ class ControlServer:
     """Listens on `path` for one live run and forwards each request to its RunActions."""
 
     def __init__(
-        self, actions: RunActions, path: Path, status: Callable[[], dict[str, Any]]
+        self,
+        actions: RunActions,
+        path: Path,
+        status: Callable[[], dict[str, Any]],
+        *,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.actions = actions
         self.path = path
         self._status = status
+        # A client silent this long is hung up on, so idle connections cannot pile up.
+        self.idle_timeout_s = idle_timeout_s
         self._server: asyncio.AbstractServer | None = None
         self._inode: tuple[int, int] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -144,7 +152,10 @@ class ControlServer:
     ) -> None:
         while True:
             try:
-                line = await reader.readline()
+                async with asyncio.timeout(self.idle_timeout_s):
+                    line = await reader.readline()
+            except TimeoutError:
+                return
             except ValueError:
                 await _send(writer, error_response(
                     "too_long",

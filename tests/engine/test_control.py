@@ -350,6 +350,20 @@ async def test_close_ends_idle_connections() -> None:
     assert not os.path.lexists(path)
 
 
+async def test_a_silent_client_is_hung_up_on() -> None:
+    path = control_socket_path(RUN_ID)
+    server = ControlServer(GateActions(initiator_uid=NOBODY), path, lambda: {},
+                           idle_timeout_s=0.05)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+        writer.close()
+        assert (await ask({"op": "status"}))["ok"] is True
+    finally:
+        await server.close()
+
+
 # --- socket file safety ------------------------------------------------------------------
 
 
