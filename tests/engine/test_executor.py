@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import sys
@@ -112,6 +113,16 @@ async def test_a_log_that_cannot_be_created_is_an_error_not_an_exception(tmp_pat
     assert result.outcome == "error"
     assert result.error is not None and result.error.startswith("could not open the log file:")
     assert result.pid is None
+
+
+async def test_a_log_that_cannot_be_written_is_an_error_and_never_stalls_the_step(
+    tmp_path: Path,
+) -> None:
+    cmd = command(tmp_path, argv=("head", "-c", "1000000", "/dev/zero"))
+    result = await run(dataclasses.replace(cmd, log_path=Path("/dev/full")))
+    assert (result.outcome, result.exit_code) == ("error", 0)
+    assert result.error == "could not write the log /dev/full: No space left on device"
+    assert result.log_size == 0
 
 
 async def test_the_working_directory_is_honoured(tmp_path: Path) -> None:
