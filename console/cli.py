@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="UI theme (dark, light, high-contrast, monochrome)")
     parser.add_argument("--audit", metavar="PATH", help="audit file (default: XDG state dir)")
     parser.set_defaults(command="ui", file=None, params=[], no_tui=False, resume=None)
+    # Options repeated on subcommands use SUPPRESS, so `console --audit X status` keeps X.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -58,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-tui", action="store_true", help="run without the UI")
     run.add_argument("--resume", metavar="RUN_ID", help="resume an earlier run of this workflow")
-    run.add_argument("--audit", metavar="PATH", help="audit file")
-    run.add_argument("--theme", help="UI theme")
+    run.add_argument("--audit", metavar="PATH", help="audit file", default=argparse.SUPPRESS)
+    run.add_argument("--theme", help="UI theme", default=argparse.SUPPRESS)
     run.add_argument(
         "--grace",
         type=float,
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", "runs on this host and their state")
     status.add_argument("run_id", metavar="RUN_ID", nargs="?")
     status.add_argument("--json", action="store_true")
-    status.add_argument("--audit", metavar="PATH", help="audit file")
+    status.add_argument("--audit", metavar="PATH", help="audit file", default=argparse.SUPPRESS)
 
     audit = add("audit", "verify, inspect and follow the audit trail")
     audit_sub = audit.add_subparsers(

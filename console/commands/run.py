@@ -24,14 +24,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def audit_path_for(cli_audit: str | None, loaded: LoadedWorkflow | None) -> Path:
-    """--audit, else the workflow's `[workflow] audit` (relative to its file), else the default."""
+    """--audit, else the workflow's `[workflow] audit` (relative to its file), else the
+    config file's `audit`, else the default."""
     from console import paths
+    from console.config import Config
 
     if cli_audit:
         return Path(cli_audit).expanduser()
     if loaded is not None and loaded.model.workflow.audit:
         return (loaded.base_dir / Path(loaded.model.workflow.audit).expanduser()).resolve()
-    return paths.default_audit_path()
+    return Config.load().audit_path or paths.default_audit_path()
 
 
 def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> EngineSettings:

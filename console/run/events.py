@@ -58,12 +58,7 @@ class Event:
     actor: Actor | None = None
 
     def data(self) -> dict[str, Any]:
-        base = {"run", "ts", "step", "actor"}
-        return {
-            f.name: _to_jsonable(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name not in base
-        }
+        return {name: _to_jsonable(getattr(self, name)) for name in _data_fields(type(self))}
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -326,20 +321,32 @@ def event_from_json(record: Mapping[str, Any]) -> Event:
     cls = EVENT_TYPES.get(str(kind))
     if cls is None:
         raise UnknownEventError(f"unknown event type {kind!r}")
-    data = dict(record.get("data") or {})
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name in ("run", "ts", "step"):
-            kwargs[f.name] = record.get(f.name)
-        elif f.name == "actor":
-            actor = record.get("actor")
-            kwargs["actor"] = Actor.from_json(actor) if actor else None
-        elif f.name in data:
-            value = data[f.name]
-            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
-    if kwargs.get("ts") is None:
-        kwargs.pop("ts")
+    data = record.get("data") or {}
+    kwargs: dict[str, Any] = {"run": record.get("run"), "step": record.get("step")}
+    if record.get("ts") is not None:
+        kwargs["ts"] = record["ts"]
+    actor = record.get("actor")
+    kwargs["actor"] = Actor.from_json(actor) if actor else None
+    for name in _data_fields(cls):
+        if name in data:
+            value = data[name]
+            kwargs[name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)
+
+
+_BASE_FIELDS = frozenset({"run", "ts", "step", "actor"})
+
+
+_FIELDS_BY_CLASS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _data_fields(cls: type[Event]) -> tuple[str, ...]:
+    """The fields that go in `data`, computed once per class (this is on the audit hot path)."""
+    names = _FIELDS_BY_CLASS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _BASE_FIELDS)
+        _FIELDS_BY_CLASS[cls] = names
+    return names
 
 
 class EventSink(Protocol):
