@@ -157,4 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # The last line of defence: a file or socket problem no command anticipated.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"console: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     return code

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import socket
 import time
@@ -39,6 +40,16 @@ def request(
             f"{run_id!r} is not a run id (letters, digits, '.', '_' and '-'); {_LIST_HINT}"
         )
     path = socket_path if socket_path is not None else control_socket_path(run_id)
+    try:
+        os.stat(path)
+    except PermissionError as exc:
+        raise ControlError(
+            f"you may not reach {path}: a directory on the way is closed to you ({exc.strerror}); "
+            "ask the run's owner to use a runtime directory others can enter "
+            "(CONSOLE_RUNTIME_DIR), e.g. the shared /tmp/console-runs"
+        ) from exc
+    except OSError:
+        pass
     if not path.exists():
         raise ControlError(
             f"run {run_id} has no control socket in {path.parent}: it finished, or runs on "
