@@ -146,6 +146,7 @@ _MODULES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command = args.command or "ui"  # the subparsers' dest overwrites the default with None
     module = importlib.import_module(f"console.commands.{_MODULES[args.command]}")
     try:
         code: int = module.main(args)

@@ -1,0 +1,25 @@
+"""The bare `console` command and stray OS errors reach the person as messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bare_console_without_a_workflow_says_what_to_do(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "console"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "no workflow here" in out.stderr
+    assert "console init" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_subcommand_is_a_usage_error(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "console", "frobnicate"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "invalid choice" in out.stderr
