@@ -7,7 +7,8 @@ each step's process group as it starts and unregisters it once the group is gone
 console exits or is killed (even by SIGKILL) the kernel closes the pipe, the watchdog reads
 end of file and terminates every group still registered (SIGTERM, grace, SIGKILL).
 
-Cost per step: two short writes to a pipe. Known gap: a process that starts its own session
+Cost per step: two short writes to a pipe, which do not even wake the helper (it reads them
+in batches). Known gap: a process that starts its own session
 (setsid, a double-forking daemon) leaves the step's group and is out of reach; only cgroups
 could follow it.
 """
@@ -15,6 +16,8 @@ could follow it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import subprocess
@@ -25,6 +28,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 WATCHDOG_PROGRAM = Path(__file__).with_name("_watchdog_main.py")
+PIPE_SIZE = 1 << 20
 
 
 class Watchdog:
@@ -92,6 +96,9 @@ class Watchdog:
             self._give_up(str(exc))
             return
         assert process.stdin is not None
+        with contextlib.suppress(AttributeError, OSError):
+            # Room for the lines the helper reads in batches (see _watchdog_main.watch).
+            fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         self._process = process
         self._loop = asyncio.get_running_loop()
         # A pipe's write end turns "readable" (EPOLLERR) when its reader is gone.
