@@ -30,6 +30,19 @@ def _param(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a workflow param (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="console",
@@ -47,16 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "run a workflow (the UI, or headless with --no-tui)")
     run.add_argument("file", metavar="FILE")
-    run.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        type=_param,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a workflow param (repeatable)",
-    )
+    _add_params(run)
     run.add_argument("--no-tui", action="store_true", help="run without the UI")
     run.add_argument("--resume", metavar="RUN_ID", help="resume an earlier run of this workflow")
     run.add_argument("--audit", metavar="PATH", help="audit file", default=argparse.SUPPRESS)
@@ -74,15 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = add("plan", "show each step, what it runs and the policy decision, without running")
     plan.add_argument("file", metavar="FILE")
-    plan.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        type=_param,
-        default=[],
-        metavar="KEY=VALUE",
-    )
+    _add_params(plan)
     plan.add_argument("--as", dest="as_user", metavar="USER", help="show what USER could approve")
 
     graph = add("graph", "draw the workflow's DAG in the terminal")

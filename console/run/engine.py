@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from console import __version__, paths
 from console.audit.log import AuditLog
@@ -64,6 +64,7 @@ from console.workflow.loaded import LoadedWorkflow
 from console.workflow.model import format_duration
 
 FAILED = frozenset({"failed", "error"})
+GateAction = Literal["approve", "deny", "override"]
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -498,7 +499,9 @@ class Engine:
             False, f"step {step!r} is not waiting at a gate (it is {status.replace('_', ' ')})"
         )
 
-    def _refused(self, step: str, actor: Actor, action: Any, verdict: Verdict) -> Verdict:
+    def _refused(
+        self, step: str, actor: Actor, action: GateAction | Literal["cancel"], verdict: Verdict
+    ) -> Verdict:
         self._emit(
             ApprovalRefused(
                 run=self.run_id, step=step, actor=actor, action=action, why=verdict.message
@@ -506,14 +509,29 @@ class Engine:
         )
         return verdict
 
-    def approve(self, step: str, uid: int, via: str, reason: str | None) -> Verdict:
+    def _judged(
+        self, step: str, uid: int, via: str, action: GateAction, reason: str | None
+    ) -> tuple[_Gate, Actor, Verdict] | Verdict:
+        """Let the gate's tally judge a person's action; a refusal is recorded and returned."""
         gate = self._gate_for(step)
         if isinstance(gate, Verdict):
             return gate
         identity, actor = self._actor(uid, via)
-        verdict = gate.tally.approve(identity, reason)
+        if action == "approve":
+            verdict = gate.tally.approve(identity, reason)
+        elif action == "deny":
+            verdict = gate.tally.deny(identity, reason or "")
+        else:
+            verdict = gate.tally.override(identity, reason or "")
         if not verdict.ok:
-            return self._refused(step, actor, "approve", verdict)
+            return self._refused(step, actor, action, verdict)
+        return gate, actor, verdict
+
+    def approve(self, step: str, uid: int, via: str, reason: str | None) -> Verdict:
+        judged = self._judged(step, uid, via, "approve", reason)
+        if isinstance(judged, Verdict):
+            return judged
+        gate, actor, verdict = judged
         self._emit(
             ApprovalGiven(
                 run=self.run_id,
@@ -525,44 +543,36 @@ class Engine:
                 binding={**gate.tally.binding, "uid": uid},
             )
         )
-        if gate.tally.satisfied:
-            self._close_gate(step, "approved")
-            self._enqueue(step)
+        self._open_if_satisfied(step, gate, "approved", None)
         return verdict
 
     def deny(self, step: str, uid: int, via: str, reason: str) -> Verdict:
-        gate = self._gate_for(step)
-        if isinstance(gate, Verdict):
-            return gate
-        identity, actor = self._actor(uid, via)
-        verdict = gate.tally.deny(identity, reason)
-        if not verdict.ok:
-            return self._refused(step, actor, "deny", verdict)
+        judged = self._judged(step, uid, via, "deny", reason)
+        if isinstance(judged, Verdict):
+            return judged
+        _, actor, verdict = judged
         self._close_gate(step, "denied", reason)
         self._deny(step, f"denied by {actor.user}: {reason}", (), actor=actor)
         return verdict
 
     def override(self, step: str, uid: int, via: str, reason: str) -> Verdict:
-        gate = self._gate_for(step)
-        if isinstance(gate, Verdict):
-            return gate
-        identity, actor = self._actor(uid, via)
-        verdict = gate.tally.override(identity, reason)
-        if not verdict.ok:
-            return self._refused(step, actor, "override", verdict)
+        judged = self._judged(step, uid, via, "override", reason)
+        if isinstance(judged, Verdict):
+            return judged
+        gate, actor, verdict = judged
+        policies = decision_policies(gate.decision)
         self._emit(
-            OverrideGiven(
-                run=self.run_id,
-                step=step,
-                actor=actor,
-                reason=reason,
-                policies=decision_policies(gate.decision),
-            )
+            OverrideGiven(run=self.run_id, step=step, actor=actor, reason=reason, policies=policies)
         )
-        if gate.tally.satisfied:
-            self._close_gate(step, "overridden", reason)
-            self._enqueue(step)
+        self._open_if_satisfied(step, gate, "overridden", reason)
         return verdict
+
+    def _open_if_satisfied(
+        self, step: str, gate: _Gate, outcome: GateOutcome, reason: str | None
+    ) -> None:
+        if gate.tally.satisfied:
+            self._close_gate(step, outcome, reason)
+            self._enqueue(step)
 
     # --- cancellation, retry, interruption ----------------------------------------------
 

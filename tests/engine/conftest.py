@@ -68,6 +68,20 @@ class Runner:
         return asyncio.run(go()), engine, sink
 
 
+async def start_until(
+    engine: Engine, step: str, status: str, timeout: float = 30
+) -> asyncio.Task[RunOutcome]:
+    """Start the run and return its task once `step` has reached `status`."""
+    task: asyncio.Task[RunOutcome] = asyncio.create_task(engine.run())
+    async with asyncio.timeout(timeout):
+        while engine.state.steps.get(step) is None or engine.state.steps[step].status != status:
+            if task.done():
+                task.result()
+                raise AssertionError(f"the run ended before {step} was {status}")
+            await asyncio.sleep(0.01)
+    return task
+
+
 @pytest.fixture
 def runner(tmp_path: Path) -> Runner:
     return Runner(tmp_path)

@@ -18,7 +18,7 @@ from console.run.engine import Engine
 from console.run.events import ApprovalGiven, ApprovalRefused, RecordingSink
 from console.workflow.loader import load_workflow
 
-from .conftest import settings_in, write_workflow
+from .conftest import settings_in, start_until, write_workflow
 
 NOBODY = 65534
 GATED = """
@@ -62,16 +62,7 @@ async def console(*argv: str, runtime: Path, as_uid: int | None = None) -> tuple
 
 
 async def at_gate(engine: Engine, step: str) -> asyncio.Task[str]:
-    task: asyncio.Task[str] = asyncio.create_task(engine.run())
-    async with asyncio.timeout(30):
-        while engine.state.steps.get(step) is None or (
-            engine.state.steps[step].status != "awaiting_approval"
-        ):
-            if task.done():
-                task.result()
-                raise AssertionError(f"run ended before {step} reached its gate")
-            await asyncio.sleep(0.01)
-    return task
+    return await start_until(engine, step, "awaiting_approval")
 
 
 def gated_engine(tmp_path: Path, runtime: Path, initiator_uid: int) -> tuple[Engine, RecordingSink]:

@@ -20,7 +20,7 @@ from console.run.events import (
     parse_ts,
 )
 
-from .conftest import PY, Runner
+from .conftest import PY, Runner, start_until
 
 
 def _statuses(engine: object) -> dict[str, str]:
@@ -219,12 +219,7 @@ def test_gate_waits_for_approval_and_refuses_the_initiator_under_separation_of_d
     verdicts = []
 
     async def go() -> str:
-        task = asyncio.create_task(engine.run())
-        while (
-            engine.state.steps.get("deploy") is None
-            or engine.state.steps["deploy"].status != "awaiting_approval"
-        ):
-            await asyncio.sleep(0.01)
+        task = await start_until(engine, "deploy", "awaiting_approval")
         verdicts.append(engine.approve("deploy", os.getuid(), "cli", None))
         other = 65534 if os.getuid() != 65534 else 0
         verdicts.append(engine.approve("deploy", other, "cli", "looks good"))
@@ -255,12 +250,7 @@ def test_deny_skips_dependents_and_the_run_is_denied(runner: Runner) -> None:
     )
 
     async def go() -> str:
-        task = asyncio.create_task(engine.run())
-        while (
-            engine.state.steps.get("deploy") is None
-            or engine.state.steps["deploy"].status != "awaiting_approval"
-        ):
-            await asyncio.sleep(0.01)
+        task = await start_until(engine, "deploy", "awaiting_approval")
         verdict = engine.deny("deploy", os.getuid(), "cli", "not today")
         assert verdict.ok, verdict.message
         return await asyncio.wait_for(task, 30)
@@ -323,9 +313,7 @@ def test_cancel_run_stops_running_steps(runner: Runner) -> None:
     )
 
     async def go() -> str:
-        task = asyncio.create_task(engine.run())
-        while not sink.of_type(StepStarted):
-            await asyncio.sleep(0.01)
+        task = await start_until(engine, "long", "running")
         assert engine.cancel_run(os.getuid(), "cli").ok
         return await asyncio.wait_for(task, 30)
 
@@ -351,11 +339,7 @@ def test_retry_step_reruns_it_and_its_skipped_dependents(runner: Runner, tmp_pat
     )
 
     async def go() -> str:
-        task = asyncio.create_task(engine.run())
-        while (
-            engine.state.steps.get("test") is None or engine.state.steps["test"].status != "skipped"
-        ):
-            await asyncio.sleep(0.01)
+        task = await start_until(engine, "test", "skipped")
         flag.touch()
         verdict = engine.retry_step("build", os.getuid(), "tui")
         assert verdict.ok, verdict.message
