@@ -211,3 +211,22 @@ def test_any_single_byte_change_is_detected(tmp_path: Path, data: st.DataObject)
     assert not report.ok
     assert report.first_bad_line is not None
     assert report.first_bad_line == original[:at].count(b"\n") + 1
+
+
+def test_every_byte_position_changed_is_caught_on_its_own_line(tmp_path: Path) -> None:
+    """Exhaustive over positions (hypothesis above samples values): a newline, a digit, a
+    quote and a NUL put anywhere in a valid file break it at the line holding that byte."""
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path) as log:
+        for entry in sample_events():
+            log.append(entry)
+    original = path.read_bytes()
+    mutated = tmp_path / "mutated.jsonl"
+    for at in range(len(original)):
+        for byte in b'\n0"\x00':
+            if byte == original[at]:
+                continue
+            mutated.write_bytes(original[:at] + bytes([byte]) + original[at + 1 :])
+            report = verify_chain(mutated)
+            assert not report.ok, (at, byte)
+            assert report.first_bad_line == original[:at].count(b"\n") + 1, (at, byte)
