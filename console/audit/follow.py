@@ -163,7 +163,7 @@ class _Reader:
     def _parse(self, line: bytes) -> dict[str, Any]:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if not isinstance(record, dict):
             raise AuditError(

@@ -146,7 +146,7 @@ def _diagnose(
     """
     try:
         record = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         what = "it is empty" if not line.strip() else f"it is not JSON ({exc})"
         return _report(path, expected, prev, "not_json", expected, f"{what} — {_RESTORE}")
     if not isinstance(record, dict):

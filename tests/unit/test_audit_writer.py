@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from console.audit.log import AuditLog, read_records, verify_chain
 from console.errors import AuditError
+
+# Each example writes a file of its own in the shared tmp_path.
+FIXTURE_REUSED = HealthCheck.function_scoped_fixture
 
 
 def entry(number: int, run: str = "r-1") -> dict[str, Any]:
@@ -185,3 +190,30 @@ def test_records_read_back_as_json(tmp_path: Path) -> None:
     write_trail(path, 3)
     assert [json.loads(line)["seq"] for line in path.read_text().splitlines()] == [1, 2, 3]
     assert [r["data"]["n"] for r in read_records(path)] == [0, 1, 2]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[FIXTURE_REUSED])
+@given(garbage=st.binary(max_size=600), keep_lines=st.integers(0, 3))
+def test_any_existing_content_gives_an_append_or_an_audit_error(
+    tmp_path: Path, garbage: bytes, keep_lines: int
+) -> None:
+    path = tmp_path / f"audit-{os.urandom(6).hex()}.jsonl"
+    write_trail(path, keep_lines)
+    with path.open("ab") as handle:
+        handle.write(garbage)
+    with AuditLog(path) as log:
+        try:
+            record = log.append(entry(1))
+        except AuditError as error:
+            assert "console audit verify" in error.message
+        else:
+            assert log.head() == (record["seq"], record["hash"])
+
+
+def test_deeply_nested_garbage_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"[" * 100_000 + b"\n")
+    report = verify_chain(path)
+    assert (report.kind, report.first_bad_line) == ("not_json", 1)
+    with pytest.raises(AuditError, match="not a JSON object"):
+        list(read_records(path))
