@@ -19,7 +19,6 @@ from typing import Any
 
 from console.audit.chain import GENESIS, entry_body, seal
 from console.audit.files import io_error
-from console.audit.follow import follow
 from console.audit.reading import TailState, read_head, read_records, scan_tail
 from console.audit.verify import VerifyReport, verify_chain
 from console.errors import AuditError
@@ -29,7 +28,6 @@ __all__ = [
     "GENESIS",
     "AuditLog",
     "VerifyReport",
-    "follow",
     "read_head",
     "read_records",
     "verify_chain",

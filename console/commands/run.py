@@ -63,19 +63,20 @@ def main(args: argparse.Namespace) -> int:
 def run_headless(
     loaded: LoadedWorkflow, params: dict[str, str | int | bool], settings: EngineSettings
 ) -> int:
-    from rich.console import Console
-
-    from console.commands.printer import LivePrinter, PlainPrinter, steps_table
-
     engine = Engine(loaded, params, settings=settings)
-    tty = sys.stdout.isatty()
-    if tty:
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        from console.commands.live_view import LivePrinter, steps_table
+
         console = Console()
         with LivePrinter(console) as live:
             engine.add_sink(live)
             outcome = asyncio.run(_drive(engine))
         console.print(steps_table(engine.state, title=f"run {engine.run_id}: {outcome}"))
     else:
+        from console.commands.printer import PlainPrinter
+
         engine.add_sink(PlainPrinter())
         outcome = asyncio.run(_drive(engine))
     if engine.audit is not None:

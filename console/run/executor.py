@@ -97,13 +97,11 @@ class _LogWriter:
     """
 
     def __init__(self, path: Path, secrets: Iterable[str]) -> None:
-        # Owner-only: step output can hold credentials nobody declared as secrets.
-        flags, mode = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-        try:
-            self._fd = os.open(path, flags, mode)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, flags, mode)
+        # The file is created with the first output: a step that prints nothing has no log
+        # file (size 0, the empty SHA-256), which spares a file creation per quiet step.
+        self._path = path
+        self._fd: int | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)  # a broken log directory fails up front
         values = tuple(secrets)
         self._maskers = {STDOUT: StreamMasker(values), STDERR: StreamMasker(values)}
         self._sha256 = hashlib.sha256()
@@ -125,7 +123,8 @@ class _LogWriter:
         self.end_stream(STDOUT)
         self.end_stream(STDERR)
         self._closed = True
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
 
     @property
     def sha256(self) -> str:
@@ -134,6 +133,12 @@ class _LogWriter:
     def _emit(self, data: bytes) -> None:
         if not data or self.error is not None:
             return
+        if self._fd is None:
+            try:
+                self._fd = _open_log(self._path)
+            except OSError as exc:
+                self.error = exc
+                return
         view = memoryview(data)
         while view:
             try:
@@ -145,6 +150,11 @@ class _LogWriter:
             self._sha256.update(view[:written])
             self.size += written
             view = view[written:]
+
+
+def _open_log(path: Path) -> int:
+    # Owner-only: step output can hold credentials nobody declared as secrets.
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
 
 
 class _Control:

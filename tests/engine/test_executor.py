@@ -79,14 +79,15 @@ async def test_a_step_killed_by_a_signal_is_an_error(tmp_path: Path) -> None:
     assert (result.outcome, result.exit_code, result.error) == ("error", -9, "killed by SIGKILL")
 
 
-async def test_a_program_that_does_not_exist_is_an_error_with_an_empty_log(tmp_path: Path) -> None:
+async def test_a_program_that_does_not_exist_is_an_error_with_no_log(tmp_path: Path) -> None:
     result = await run(command(tmp_path, argv=("no-such-program-here", "x")))
     assert result.outcome == "error"
     assert result.error == (
         "could not start: [Errno 2] No such file or directory: 'no-such-program-here'"
     )
     assert (result.exit_code, result.pid) == (None, None)
-    assert log_of(result) == b""
+    assert not result.log_path.exists(), "no output, no log file"
+    assert result.log_size == 0
     assert result.log_sha256 == hashlib.sha256(b"").hexdigest()
 
 
@@ -95,7 +96,8 @@ async def test_a_missing_working_directory_is_an_error_naming_it(tmp_path: Path)
     result = await run(command(tmp_path, argv=("true",), cwd=missing))
     assert result.outcome == "error"
     assert result.error == f"could not start: [Errno 2] No such file or directory: '{missing}'"
-    assert result.log_path.exists()
+    assert not result.log_path.exists()
+    assert result.log_path.parent.is_dir()
 
 
 async def test_a_program_without_execute_permission_is_an_error(tmp_path: Path) -> None:

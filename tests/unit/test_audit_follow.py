@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from console.audit.log import AuditLog, follow
+from console.audit.follow import follow
+from console.audit.log import AuditLog
 
 APPEND = (
     "import sys\n"

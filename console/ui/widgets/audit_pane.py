@@ -25,7 +25,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
-from console.audit.log import VerifyReport, follow, verify_chain
+from console.audit.follow import follow
+from console.audit.log import VerifyReport, verify_chain
 from console.ui.widgets.audit_records import ChainTracker, cells, fit, last_records
 
 MAX_ROWS = 2000

@@ -1,0 +1,120 @@
+"""Headless output on a terminal: notable events scroll above a live rich table of steps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from console.commands.printer import STATUS_WORDS, describe
+from console.run.events import (
+    ApprovalGiven,
+    ApprovalRefused,
+    Event,
+    GateOpened,
+    OverrideGiven,
+    RunInterrupted,
+    RunStarted,
+    StepDenied,
+    StepFinished,
+    parse_ts,
+)
+from console.run.state import RunState, StepState
+
+STATUS_STYLES = {
+    "succeeded": "green",
+    "reused": "green",
+    "failed": "red",
+    "error": "red",
+    "denied": "red",
+    "awaiting_approval": "yellow",
+    "running": "cyan",
+    "retrying": "yellow",
+    "skipped": "dim",
+    "cancelled": "dim",
+}
+
+
+_NOTABLE = (
+    GateOpened,
+    StepDenied,
+    ApprovalGiven,
+    ApprovalRefused,
+    OverrideGiven,
+    RunInterrupted,
+    RunStarted,
+    StepFinished,
+)
+
+
+class LivePrinter:
+    """On a terminal: notable events scroll above a live table of the steps."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.state = RunState()
+        self.live = Live(self._table(), console=console, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> LivePrinter:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def publish(self, event: Event) -> None:
+        self.state.apply(event)
+        if isinstance(event, _NOTABLE) and not (
+            isinstance(event, StepFinished) and event.outcome == "succeeded"
+        ):
+            line = describe(event)
+            if line:
+                self.console.print(line, markup=False, highlight=False)
+        self.live.update(self._table())
+
+    def _table(self) -> Table:
+        return steps_table(self.state, title=None)
+
+
+def steps_table(state: RunState, title: str | None) -> Table:
+    table = Table(title=title, expand=False, show_edge=False, pad_edge=False)
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("attempt", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("note", overflow="fold", max_width=50)
+    for step in state.steps.values():
+        table.add_row(step.id, _status_text(step), _attempt(step), _duration(step), _note(step))
+    return table
+
+
+def _status_text(step: StepState) -> Text:
+    word = STATUS_WORDS.get(step.status, step.status)
+    if step.status == "awaiting_approval":
+        word += f" {len(step.approvals)}/{step.approvals_required}"
+    return Text(word, style=STATUS_STYLES.get(step.status, ""))
+
+
+def _attempt(step: StepState) -> str:
+    return f"{step.attempt}/{step.max_attempts}" if step.attempt else ""
+
+
+def _duration(step: StepState) -> str:
+    if step.duration_s is not None:
+        return f"{step.duration_s:.1f}s"
+    if step.started_ts and step.status == "running":
+        elapsed = datetime.now(parse_ts(step.started_ts).tzinfo) - parse_ts(step.started_ts)
+        return f"{elapsed.total_seconds():.0f}s"
+    return ""
+
+
+def _note(step: StepState) -> str:
+    if step.status in ("failed", "error") and step.error:
+        return step.error
+    if step.status == "failed" and step.exit_code is not None:
+        return f"exit {step.exit_code}"
+    return step.reason or ""
