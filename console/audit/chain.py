@@ -140,25 +140,36 @@ def inspect_line(line: bytes) -> LineFacts | None:
     """The line's (seq, hash, prev) if its hash matches its content; None otherwise.
 
     `line` is without its newline. None means the line is not one a writer produced
-    unchanged; `diagnose` in verify.py says how. This runs once per line when verifying,
-    so it works on the bytes, with as few slices and calls as it can.
+    unchanged; `diagnose` in verify.py says how.
     """
-    at = line.rfind(HASH_MEMBER)
+    return inspect_span(line, memoryview(line), 0, len(line))
+
+
+def inspect_span(buf: bytes, view: memoryview, start: int, stop: int) -> LineFacts | None:
+    """`inspect_line` for the line `buf[start:stop]`, without copying it out of `buf`.
+
+    `view` is memoryview(buf). The verifier calls this once per line of a large file, so it
+    hashes views and compares in place rather than slicing the line apart.
+    """
+    at = buf.rfind(HASH_MEMBER, start, stop)
     end = at + _HASH_MEMBER_LENGTH
     prev_end = end + _PREV_VALUE_OFFSET + HASH_LENGTH
-    if at <= 0 or len(line) <= prev_end:
+    if at <= start or stop <= prev_end:
         return None
-    digest = hashlib.sha256(line[:at])
-    digest.update(line[end:])
-    stored = line[at + _HASH_VALUE_OFFSET : end - 1]
+    digest = hashlib.sha256(view[start:at])
+    digest.update(view[end:stop])
+    stored = buf[at + _HASH_VALUE_OFFSET : end - 1]
     # The hash member is the only part of the line the digest does not cover: check it whole.
-    if line[end - 1] != _QUOTE or digest.hexdigest().encode("ascii") != stored:
+    if buf[end - 1] != _QUOTE or digest.hexdigest().encode("ascii") != stored:
         return None
-    if not line.startswith(PREV_MEMBER, end) or line[prev_end] != _QUOTE:
+    if not buf.startswith(PREV_MEMBER, end) or buf[prev_end] != _QUOTE:
         return None
-    seq_at = line.find(SEQ_MEMBER, prev_end) + len(SEQ_MEMBER)
+    seq_at = buf.find(SEQ_MEMBER, prev_end, stop)
+    seq_end = buf.find(b",", seq_at + len(SEQ_MEMBER), stop)
+    if seq_at < 0 or seq_end < 0:
+        return None
     try:
-        seq = int(line[seq_at : line.find(b",", seq_at)])
+        seq = int(buf[seq_at + len(SEQ_MEMBER) : seq_end])
     except ValueError:
         return None
-    return seq, stored, line[end + _PREV_VALUE_OFFSET : prev_end]
+    return seq, stored, buf[end + _PREV_VALUE_OFFSET : prev_end]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from console.audit.chain import GENESIS, HASH_LENGTH, inspect_line
+from console.audit.chain import GENESIS, HASH_LENGTH, inspect_line, inspect_span
 from console.audit.files import FORWARD_CHUNK, io_error, open_for_reading
 
 BadKind = Literal[
@@ -61,7 +61,7 @@ def verify_chain(path: Path | str, head: tuple[int, str] | None = None) -> Verif
 def _verify(fd: int, path: Path, head: tuple[int, str] | None) -> VerifyReport:
     head_seq, head_hash = head if head is not None else (-1, "")
     kept_hash = head_hash.lower().encode("ascii")
-    check = inspect_line
+    check = inspect_span
     # Every line so far verified with seq = its line number, so the next line's number is
     # also the seq it must have.
     expected = 1
@@ -78,12 +78,13 @@ def _verify(fd: int, path: Path, head: tuple[int, str] | None) -> VerifyReport:
             fcntl.flock(fd, fcntl.LOCK_SH)
             waited_for_writers = True
             continue
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            facts = check(line)
+        buf = rest + chunk if rest else chunk
+        view = memoryview(buf)
+        start = 0
+        while (stop := buf.find(b"\n", start)) >= 0:
+            facts = check(buf, view, start, stop)
             if facts is None or facts[0] != expected or facts[2] != prev:
-                return _diagnose(path, line, expected, prev, before)
+                return _diagnose(path, buf[start:stop], expected, prev, before)
             if expected == head_seq and facts[1] != kept_hash:
                 return _report(
                     path, expected, prev, "head_mismatch", expected,
@@ -93,6 +94,8 @@ def _verify(fd: int, path: Path, head: tuple[int, str] | None) -> VerifyReport:
                 )
             before, prev = prev, facts[1]
             expected += 1
+            start = stop + 1
+        rest = buf[start:]
     last_seq = expected - 1
     if head_seq == 0 and kept_hash != GENESIS.encode("ascii"):
         return _report(
