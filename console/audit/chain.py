@@ -94,8 +94,13 @@ def entry_body(entry: Mapping[str, Any]) -> dict[str, Any]:
             )
         data = dict(data)
     ts = entry.get("ts") or utc_now()
-    body: dict[str, Any] = {"run": run, "type": kind, "ts": ts, "data": data}
     step = entry.get("step")
+    # Members that sort after `hash` must be strings or numbers (see the module's docstring).
+    if not isinstance(ts, str) or not isinstance(step, str | None):
+        raise AuditError(
+            f"audit entry {kind!r} needs a string ts and step, got ts={ts!r} step={step!r}"
+        )
+    body: dict[str, Any] = {"run": run, "type": kind, "ts": ts, "data": data}
     if step is not None:
         body["step"] = step
     actor = entry.get("actor")

@@ -122,6 +122,8 @@ def test_new_file_is_private(tmp_path: Path) -> None:
         {"run": "r", "type": "", "data": {}},
         {"run": 5, "type": "t", "data": {}},
         {"run": "r", "type": "t", "data": {}, "seq": 9},
+        {"run": "r", "type": "t", "data": {}, "step": {"hash": "0" * 64}},
+        {"run": "r", "type": "t", "data": {}, "ts": 1700000000},
         {"run": "r", "type": "t", "data": {"x": float("nan")}},
         {"run": "r", "type": "t", "data": {"x": object()}},
     ],
