@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from console.audit.chain import canonical_json
+from console.audit import reading
+from console.audit.chain import record_hash
 from console.audit.log import GENESIS, VerifyReport
-from console.errors import AuditError
 
 SUMMARY_WIDTH = 120
 
@@ -150,16 +148,6 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
-def record_hash(record: Mapping[str, Any]) -> str:
-    """The hash a record's line must carry: SHA-256 of its canonical JSON without `hash`."""
-    body = {key: value for key, value in record.items() if key != "hash"}
-    try:
-        unhashed = canonical_json(body).encode("utf-8")
-    except UnicodeEncodeError:
-        unhashed = canonical_json(body, ascii_only=True).encode("ascii")
-    return hashlib.sha256(unhashed).hexdigest()
-
-
 class ChainTracker:
     """The chain's state for the pane's title: verified once in full, then line by line.
 
@@ -238,41 +226,10 @@ class ChainTracker:
         self.problem = problem if problem.startswith("chain broken") else f"chain broken: {problem}"
 
 
-def last_records(
-    path: Path, count: int, chunk: int = 256 * 1024
-) -> tuple[list[dict[str, Any]], int]:
-    """The last `count` complete records of the file, oldest first, and the offset just
-    after the last complete line (where following continues). Reads backwards, so the cost
-    is the size of those records, not of the file. A missing file has none, from offset 0.
-    """
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
+def last_records(path: Path, count: int) -> tuple[list[dict[str, Any]], int]:
+    """The last `count` complete records, oldest first, and the offset just after the last
+    complete line (where following continues). A missing file has none, from offset 0."""
+    if not path.exists():
         return [], 0
-    with handle:
-        size = os.fstat(handle.fileno()).st_size
-        start, data = size, b""
-        while start > 0 and data.count(b"\n") <= count:
-            step = min(chunk, start)
-            start -= step
-            handle.seek(start)
-            data = handle.read(step) + data
-    end = data.rfind(b"\n") + 1  # a torn last line waits for the follower
-    lines = data[:end].split(b"\n")[:-1]
-    if start > 0:
-        lines = lines[1:]  # the first one may begin before the window
-    records = [_parse(path, line) for line in lines[-count:]]
-    return records, start + end
-
-
-def _parse(path: Path, line: bytes) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        raise AuditError(
-            f"{path}: a line is not a JSON object — run `console audit verify {path}` "
-            "to see which one and what is wrong"
-        )
-    return record
+    found, end = reading.last_records(path, count)
+    return [record for record, _ in found], end
