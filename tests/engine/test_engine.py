@@ -347,3 +347,39 @@ def test_retry_step_reruns_it_and_its_skipped_dependents(runner: Runner, tmp_pat
 
     assert asyncio.run(go()) == "succeeded"
     assert _statuses(engine) == {"build": "succeeded", "test": "succeeded", "hold": "succeeded"}
+
+
+def test_soft_deny_waits_for_an_override_which_is_audited(runner: Runner) -> None:
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    engine, sink = runner.engine(
+        f"""
+        [workflow]
+        name = "freeze"
+        [steps.deploy]
+        run = "true"
+        tags = ["prod"]
+        [[policy]]
+        name = "change freeze"
+        match = {{ tags = ["prod"] }}
+        effect = "deny"
+        level = "soft"
+        override_by = ["{me}"]
+        """
+    )
+
+    async def go() -> str:
+        task = await start_until(engine, "deploy", "awaiting_approval")
+        refused = engine.approve("deploy", os.getuid(), "cli", "please")
+        assert not refused.ok and "override" in refused.message
+        assert not engine.override("deploy", os.getuid(), "cli", "").ok
+        verdict = engine.override("deploy", os.getuid(), "cli", "hotfix for incident 42")
+        assert verdict.ok, verdict.message
+        return await asyncio.wait_for(task, 30)
+
+    assert asyncio.run(go()) == "succeeded"
+    audit = engine.settings.audit_path.read_text()
+    assert '"type":"override.given"' in audit
+    assert "hotfix for incident 42" in audit
+    assert audit.count('"type":"approval.refused"') == 2
