@@ -353,7 +353,7 @@ def test_soft_deny_waits_for_an_override_which_is_audited(runner: Runner) -> Non
     import pwd
 
     me = pwd.getpwuid(os.getuid()).pw_name
-    engine, sink = runner.engine(
+    engine, _ = runner.engine(
         f"""
         [workflow]
         name = "freeze"
