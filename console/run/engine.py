@@ -14,14 +14,12 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from console import __version__, paths
 from console.audit.log import AuditLog
-from console.policy.approvals import GateTally
-from console.policy.decision import Decision
 from console.policy.identity import Identity, identity_for_uid
 from console.policy.rules import EvalContext, PolicySet
 from console.run.actions import Verdict
@@ -29,18 +27,12 @@ from console.run.audit_sink import AuditSink
 from console.run.control import ControlServer
 from console.run.events import (
     Actor,
-    ApprovalGiven,
-    ApprovalRefused,
     CancelRequested,
     Event,
     EventSink,
-    GateClosed,
     GateEvaluated,
-    GateOpened,
-    GateOutcome,
     LockAcquired,
     LockReleased,
-    OverrideGiven,
     RetryRequested,
     RunFinished,
     RunInterrupted,
@@ -54,6 +46,7 @@ from console.run.events import (
     StepStarted,
 )
 from console.run.executor import ExecResult, LocalExecutor, StepCommand
+from console.run.gates import GateAction, Gates, decision_policies
 from console.run.ids import new_run_id
 from console.run.lock import LockHolder, WorkflowLock
 from console.run.prepare import StepPreparer
@@ -61,10 +54,8 @@ from console.run.resume import previous_run
 from console.run.state import SUCCESSFUL, RunState
 from console.workflow.graph import dependents, topological_order
 from console.workflow.loaded import LoadedWorkflow
-from console.workflow.model import format_duration
 
 FAILED = frozenset({"failed", "error"})
-GateAction = Literal["approve", "deny", "override"]
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -88,13 +79,6 @@ class EngineSettings:
     resume_from: str | None = None
     control_socket: bool = True
     via: str = "cli"
-
-
-@dataclass
-class _Gate:
-    tally: GateTally
-    decision: Decision
-    timer: asyncio.TimerHandle | None = None
 
 
 class Engine:
@@ -124,8 +108,16 @@ class Engine:
         self._rank = {sid: i for i, sid in enumerate(topological_order(steps))}
         self._dependents = dependents(steps)
         self._policy = PolicySet(loaded)
+        self._gates = Gates(
+            self.run_id,
+            self.initiator.uid,
+            loaded.file_hashes,
+            self._clock,
+            self._emit,
+            on_passed=self._enqueue,
+            on_denied=self._deny,
+        )
         self._concurrency = loaded.model.workflow.concurrency or os.cpu_count() or 2
-        self._gates: dict[str, _Gate] = {}
         self._queue: list[tuple[int, str]] = []
         self._running: set[str] = set()
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
@@ -246,9 +238,7 @@ class Engine:
         self._closed = True
         for timer in self._retry_timers.values():
             timer.cancel()
-        for gate in self._gates.values():
-            if gate.timer is not None:
-                gate.timer.cancel()
+        self._gates.stop_timers()
         if self._running or self._tasks:
             for sid in list(self._running):
                 self._executor.cancel(sid)
@@ -310,7 +300,7 @@ class Engine:
         elif decision.effect == "deny" and decision.level != "soft":
             self._deny(sid, decision.summary, decision_policies(decision), actor=None)
         else:
-            self._open_gate(sid, decision)
+            self._gates.open(sid, decision)
 
     def _condition_unmet(self, sid: str) -> str | None:
         step = self.loaded.steps[sid]
@@ -435,144 +425,31 @@ class Engine:
 
     # --- gates -----------------------------------------------------------------------
 
-    def _open_gate(self, sid: str, decision: Decision) -> None:
-        binding = {
-            "run": self.run_id,
-            "step": sid,
-            "file_hashes": dict(self.loaded.file_hashes),
-        }
-        tally = GateTally(decision, initiator_uid=self.initiator.uid, binding=binding)
-        gate = _Gate(tally=tally, decision=decision)
-        self._gates[sid] = gate
-        deadline = None
-        if decision.timeout_s is not None:
-            deadline = (self._clock() + timedelta(seconds=decision.timeout_s)).strftime(
-                "%Y-%m-%dT%H:%M:%S.%fZ"
-            )
-            loop = asyncio.get_running_loop()
-            gate.timer = loop.call_later(decision.timeout_s, self._gate_timed_out, sid)
-        verb = "override" if decision.effect == "deny" else "approve"
-        command = f"console {verb} {self.run_id} {sid}"
-        if verb == "override" or decision.reason_required:
-            command += ' --reason "..."'
-        self._emit(
-            GateOpened(
-                run=self.run_id,
-                step=sid,
-                approvals_required=decision.approvals_required,
-                approvers=tuple(a for group in decision.approver_sets for a in group),
-                reason_required=decision.reason_required or verb == "override",
-                deadline=deadline,
-                approve_command=command,
-            )
-        )
-
-    def _close_gate(self, sid: str, outcome: GateOutcome, reason: str | None = None) -> None:
-        gate = self._gates.pop(sid)
-        if gate.timer is not None:
-            gate.timer.cancel()
-        self._emit(GateClosed(run=self.run_id, step=sid, outcome=outcome, reason=reason))
-
-    def _gate_timed_out(self, sid: str) -> None:
-        gate = self._gates.get(sid)
-        if gate is None:
-            return
-        waited = format_duration(gate.decision.timeout_s or 0)
-        reason = f"no decision within {waited}: denied (fail closed)"
-        self._close_gate(sid, "timed_out", reason)
-        self._deny(sid, reason, decision_policies(gate.decision), actor=None)
-
     def _deny(self, sid: str, reason: str, policies: tuple[str, ...], actor: Actor | None) -> None:
         self._emit(
             StepDenied(run=self.run_id, step=sid, reason=reason, policies=policies, actor=actor)
         )
         self._step_finished(sid)
 
-    def _gate_for(self, step: str) -> _Gate | Verdict:
-        gate = self._gates.get(step)
-        if gate is not None:
-            return gate
-        if step not in self.loaded.steps:
-            return Verdict(False, f"run {self.run_id} has no step {step!r}")
-        status = self.state.steps[step].status if step in self.state.steps else "pending"
-        return Verdict(
-            False, f"step {step!r} is not waiting at a gate (it is {status.replace('_', ' ')})"
-        )
-
-    def _refused(
-        self, step: str, actor: Actor, action: GateAction | Literal["cancel"], verdict: Verdict
-    ) -> Verdict:
-        self._emit(
-            ApprovalRefused(
-                run=self.run_id, step=step, actor=actor, action=action, why=verdict.message
-            )
-        )
-        return verdict
-
-    def _judged(
+    def _at_gate(
         self, step: str, uid: int, via: str, action: GateAction, reason: str | None
-    ) -> tuple[_Gate, Actor, Verdict] | Verdict:
-        """Let the gate's tally judge a person's action; a refusal is recorded and returned."""
-        gate = self._gate_for(step)
-        if isinstance(gate, Verdict):
-            return gate
+    ) -> Verdict:
+        if step not in self._gates:
+            if step not in self.loaded.steps:
+                return Verdict(False, f"run {self.run_id} has no step {step!r}")
+            status = self.state.steps[step].status.replace("_", " ")
+            return Verdict(False, f"step {step!r} is not waiting at a gate (it is {status})")
         identity, actor = self._actor(uid, via)
-        if action == "approve":
-            verdict = gate.tally.approve(identity, reason)
-        elif action == "deny":
-            verdict = gate.tally.deny(identity, reason or "")
-        else:
-            verdict = gate.tally.override(identity, reason or "")
-        if not verdict.ok:
-            return self._refused(step, actor, action, verdict)
-        return gate, actor, verdict
+        return self._gates.act(step, identity, actor, action, reason)
 
     def approve(self, step: str, uid: int, via: str, reason: str | None) -> Verdict:
-        judged = self._judged(step, uid, via, "approve", reason)
-        if isinstance(judged, Verdict):
-            return judged
-        gate, actor, verdict = judged
-        self._emit(
-            ApprovalGiven(
-                run=self.run_id,
-                step=step,
-                actor=actor,
-                reason=reason,
-                approvals=len(gate.tally.approvals),
-                approvals_required=gate.decision.approvals_required,
-                binding={**gate.tally.binding, "uid": uid},
-            )
-        )
-        self._open_if_satisfied(step, gate, "approved", None)
-        return verdict
+        return self._at_gate(step, uid, via, "approve", reason)
 
     def deny(self, step: str, uid: int, via: str, reason: str) -> Verdict:
-        judged = self._judged(step, uid, via, "deny", reason)
-        if isinstance(judged, Verdict):
-            return judged
-        _, actor, verdict = judged
-        self._close_gate(step, "denied", reason)
-        self._deny(step, f"denied by {actor.user}: {reason}", (), actor=actor)
-        return verdict
+        return self._at_gate(step, uid, via, "deny", reason)
 
     def override(self, step: str, uid: int, via: str, reason: str) -> Verdict:
-        judged = self._judged(step, uid, via, "override", reason)
-        if isinstance(judged, Verdict):
-            return judged
-        gate, actor, verdict = judged
-        policies = decision_policies(gate.decision)
-        self._emit(
-            OverrideGiven(run=self.run_id, step=step, actor=actor, reason=reason, policies=policies)
-        )
-        self._open_if_satisfied(step, gate, "overridden", reason)
-        return verdict
-
-    def _open_if_satisfied(
-        self, step: str, gate: _Gate, outcome: GateOutcome, reason: str | None
-    ) -> None:
-        if gate.tally.satisfied:
-            self._close_gate(step, outcome, reason)
-            self._enqueue(step)
+        return self._at_gate(step, uid, via, "override", reason)
 
     # --- cancellation, retry, interruption ----------------------------------------------
 
@@ -584,7 +461,7 @@ class Engine:
             return Verdict(False, f"run {self.run_id} has no step {step!r}")
         _, actor = self._actor(uid, via)
         if not self._may_steer(uid):
-            return self._refused(
+            return self._gates.refused(
                 step,
                 actor,
                 "cancel",
@@ -602,7 +479,7 @@ class Engine:
         if step in self._running:
             self._executor.cancel(step)
         elif step in self._gates:
-            self._close_gate(step, "cancelled", f"cancelled by {actor.user}")
+            self._gates.close(step, "cancelled", f"cancelled by {actor.user}")
             self._skip(step, f"cancelled by {actor.user}")
         elif step in self._retry_timers:
             self._retry_timers.pop(step).cancel()
@@ -616,7 +493,7 @@ class Engine:
     def cancel_run(self, uid: int, via: str) -> Verdict:
         _, actor = self._actor(uid, via)
         if not self._may_steer(uid):
-            return self._refused(
+            return self._gates.refused(
                 "",
                 actor,
                 "cancel",
@@ -642,8 +519,8 @@ class Engine:
         if self._stopping is not None:
             return
         self._stopping = outcome
-        for sid in list(self._gates):
-            self._close_gate(sid, "cancelled", f"run {outcome}")
+        for sid in self._gates:
+            self._gates.close(sid, "cancelled", f"run {outcome}")
             self._skip(sid, f"run {outcome} while waiting for approval")
         for sid, timer in list(self._retry_timers.items()):
             timer.cancel()
@@ -714,19 +591,8 @@ class Engine:
             "pid": os.getpid(),
             "progress": [done, total],
             "steps": {sid: st.status for sid, st in self.state.steps.items()},
-            "gates": {
-                sid: {
-                    "summary": gate.decision.summary,
-                    "approvals": len(gate.tally.approvals),
-                    "approvals_required": gate.decision.approvals_required,
-                }
-                for sid, gate in self._gates.items()
-            },
+            "gates": self._gates.summaries(),
         }
-
-
-def decision_policies(decision: Decision) -> tuple[str, ...]:
-    return tuple(rule.name for rule in decision.rules if rule.effect != "allow")
 
 
 def _status_phrase(status: str) -> str:
