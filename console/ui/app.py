@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -20,14 +20,16 @@ from textual.theme import Theme
 
 from console.config import Config, ConfigError, save_theme
 from console.paths import default_audit_path
-from console.run.engine import Engine, EngineSettings, Executor
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, EngineFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
-from console.ui.widgets.audit_pane import AuditPane
 from console.ui.widgets.dag import DagView
-from console.workflow.loaded import LoadedWorkflow
-from console.workflow.loader import load_workflow
+
+# The engine, the workflow model (pydantic) and the audit pane load after the first frame:
+# the shell paints first, then a worker loads the workflow (see RunScreen).
+if TYPE_CHECKING:
+    from console.run.engine import Engine, EngineSettings, Executor
+    from console.workflow.loaded import LoadedWorkflow
 
 _KEY_NAMES = {
     "slash": "/",
@@ -108,6 +110,8 @@ class ConsoleApp(App[int]):
                 self.notify(exc.message, title="Theme not saved", severity="warning")
 
     def key_rows(self) -> list[tuple[str, str]]:
+        from console.ui.widgets.audit_pane import AuditPane
+
         rows = _bindings(RunScreen.BINDINGS) + _bindings(DagView.BINDINGS)
         rows += _bindings(ConsoleApp.BINDINGS)
         rows += [(f"{key} (audit pane)", text) for key, text in _bindings(AuditPane.BINDINGS)]
@@ -140,11 +144,38 @@ class ConsoleApp(App[int]):
             yield SystemCommand(title, help_text, callback)
 
 
-def _default_engine_factory(settings: EngineSettings, executor: Executor | None) -> EngineFactory:
-    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool]) -> Engine:
+def _default_engine_factory(executor: Executor | None) -> EngineFactory:
+    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
+              settings: EngineSettings) -> Engine:
+        from console.run.engine import Engine
+
         return Engine(loaded, params, (), settings, executor=executor)
 
     return build
+
+
+SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
+
+
+def _settings_maker(given: EngineSettings | SettingsFor | None, config: Config,
+                    audit_path: Path | None) -> SettingsFor:
+    """The run settings, once the workflow is loaded (its `[workflow] audit` counts)."""
+
+    def make(loaded: LoadedWorkflow) -> EngineSettings:
+        from console.run.engine import EngineSettings
+
+        if callable(given):
+            settings = given(loaded)
+        elif given is not None:
+            settings = given
+        else:
+            settings = EngineSettings(audit_path=_audit_path(loaded, config))
+        settings = dataclasses.replace(settings, via="tui")
+        if audit_path is not None:
+            settings = dataclasses.replace(settings, audit_path=audit_path)
+        return settings
+
+    return make
 
 
 def _audit_path(loaded: LoadedWorkflow, config: Config) -> Path:
@@ -167,7 +198,7 @@ def make_app(
     workflow: LoadedWorkflow | Path | str,
     *,
     params: Mapping[str, str | int | bool] | None = None,
-    settings: EngineSettings | None = None,
+    settings: EngineSettings | SettingsFor | None = None,
     theme: str | None = None,
     start: bool = False,
     clock: Clock | None = None,
@@ -182,25 +213,27 @@ def make_app(
 ) -> ConsoleApp:
     """Build the app. `params` are the values given (e.g. `-p`); the form asks for the rest.
 
-    `start` runs at once (asking for missing params first); otherwise the app opens idle
-    and `s` starts a run. `clock`, `identity` and `blink=False` pin snapshot apps.
-    `audit_path` (--audit) outranks `settings`, `[workflow] audit` and the config file.
+    Given a path, the app paints at once and loads the file in a worker right after the
+    first frame ("loading FILE…", or its errors, in place of the DAG). `start` runs at once
+    (asking for missing params first); otherwise the app opens idle and `s` starts a run.
+    `settings` may be a function of the loaded workflow (called in the loading worker);
+    `clock`, `identity` and `blink=False` pin snapshot apps. `audit_path` (--audit)
+    outranks `settings`, `[workflow] audit` and the config file.
     """
-    loaded = workflow if isinstance(workflow, LoadedWorkflow) else load_workflow(workflow)
+    if isinstance(workflow, (Path, str)):
+        path, loaded = Path(workflow), None
+    else:
+        path, loaded = workflow.path, workflow
     config = config if config is not None else Config.load()
-    if settings is None:
-        settings = EngineSettings(audit_path=_audit_path(loaded, config))
-    settings = dataclasses.replace(settings, via="tui")
-    if audit_path is not None:
-        settings = dataclasses.replace(settings, audit_path=audit_path)
     themes = load_themes()
     chosen = initial_theme(theme, config, os.environ, [t.name for t in themes])
     user, host = identity if identity is not None else _local_identity()
     options = RunOptions(
+        path=path,
         loaded=loaded,
         given_params=dict(params or {}),
-        settings=settings,
-        engine_factory=engine_factory or _default_engine_factory(settings, executor),
+        settings_for=_settings_maker(settings, config, audit_path),
+        engine_factory=engine_factory or _default_engine_factory(executor),
         clock=clock or (lambda: datetime.now(UTC)),
         user=user,
         host=host,
@@ -220,5 +253,20 @@ def run_tui(
     """`console run FILE`: open the UI and start the run. Returns the exit code: 0 all
     succeeded, 1 failed, 3 denied, 130 interrupted or cancelled."""
     app = make_app(loaded, params=params, settings=settings, theme=theme, start=True)
+    code = app.run()
+    return 1 if code is None else code
+
+
+def run_tui_path(
+    path: Path | str,
+    params: dict[str, str | int | bool],
+    settings_for: SettingsFor,
+    theme: str | None = None,
+) -> int:
+    """`console run FILE` with the file not yet loaded: the UI paints first, then loads the
+    file, calls `settings_for(loaded)` (in the loading worker thread) and starts the run. A
+    file with errors shows them in place of the DAG; `q` then exits 1. Exit codes as
+    `run_tui`."""
+    app = make_app(path, params=params, settings=settings_for, theme=theme, start=True)
     code = app.run()
     return 1 if code is None else code

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,28 +25,29 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
-from console.audit.log import AuditLog
-from console.errors import ConsoleError, ParamError, WorkflowError
-from console.run.actions import Verdict
-from console.run.engine import Engine, EngineSettings
+from console.errors import ConsoleError, WorkflowError
 from console.run.events import Event, GateOpened, RunOutcome, RunStarted, StepOutput
 from console.run.state import RunState
 from console.ui.bridge import EventBridge
-from console.ui.screens.approval import ApprovalScreen, GateAction, GateAnswer
-from console.ui.screens.confirm import ConfirmScreen
-from console.ui.screens.params import ParamsScreen, ParamValues, as_text
-from console.ui.screens.summary import SummaryScreen
-from console.ui.watch import watch_files
-from console.ui.widgets.audit_pane import AuditPane
 from console.ui.widgets.dag import DagView
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.node_status import describe
-from console.ui.widgets.step_detail import StepDetail
-from console.workflow.loaded import LoadedWorkflow
-from console.workflow.loader import load_workflow, resolve_params
+
+# What a run needs (the engine, pydantic's workflow model, the dialogs, the audit log, the
+# file watcher) is imported where first used, so the screen paints before any of it loads.
+if TYPE_CHECKING:
+    from console.run.actions import Verdict
+    from console.run.engine import Engine, EngineSettings
+    from console.ui.screens.approval import GateAction, GateAnswer
+    from console.ui.screens.params import ParamValues
+    from console.ui.widgets.step_detail import StepDetail
+    from console.workflow.loaded import LoadedWorkflow
 
 Clock = Callable[[], datetime]
-EngineFactory = Callable[[LoadedWorkflow, Mapping[str, str | int | bool]], Engine]
+EngineFactory = Callable[
+    ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "Engine"
+]
+SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
 EXIT_CODES: dict[str, int] = {
     "succeeded": 0,
     "failed": 1,
@@ -60,9 +61,10 @@ QUIET_BEFORE_AUTOSELECT_S = 4.0
 
 @dataclass(frozen=True)
 class RunOptions:
-    loaded: LoadedWorkflow
+    path: Path
+    loaded: LoadedWorkflow | None  # None: load `path` in a worker after the first frame
     given_params: Mapping[str, str | int | bool]
-    settings: EngineSettings
+    settings_for: SettingsFor
     engine_factory: EngineFactory
     clock: Clock
     user: str
@@ -97,6 +99,9 @@ class RunScreen(Screen[None]):
         super().__init__()
         self.options = options
         self.loaded = options.loaded
+        self.settings: EngineSettings | None = None
+        self.load_error: str | None = None
+        self._first_load = True
         self.given_params: dict[str, str | int | bool] = dict(options.given_params)
         self.state = RunState()
         self.engine: Engine | None = None
@@ -113,13 +118,9 @@ class RunScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield RunHeader(user=self.options.user, host=self.options.host, id="header")
         yield Static("", id="banner")
+        # The step detail joins #main once the workflow has loaded, the filter on `/`.
         with Horizontal(id="main"):
             yield DagView(id="dag")
-            yield StepDetail(id="detail")
-        filter_input = Input(placeholder="filter: name, tag or status (tag:prod, status:failed)",
-                             id="filter")
-        filter_input.cursor_blink = self.options.blink
-        yield filter_input
         yield Footer(compact=True)
 
     @property
@@ -128,35 +129,84 @@ class RunScreen(Screen[None]):
 
     @property
     def detail(self) -> StepDetail:
+        from console.ui.widgets.step_detail import StepDetail
+
         return self.query_one("#detail", StepDetail)
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         # Textual applies breakpoints on resize; a terminal may not send one at start.
         wide = self.app.size.width >= 110
         self.set_class(not wide, "-narrow")
         self.set_class(wide, "-wide")
-        self.dag.set_workflow(self.loaded.steps)
         self.dag.focus()
-        self.refresh_views()
         self.set_interval(1.0, self._tick)
+        if self.loaded is not None:
+            await self._workflow_ready(self.loaded)
+            return
+        self.dag.show_message(f"loading {self.options.path}…")
+        self.refresh_views()
+        self.call_after_refresh(self._load_workflow)
+
+    @work(exclusive=True, group="load", exit_on_error=False, thread=True)
+    def _load_workflow(self) -> tuple[LoadedWorkflow, EngineSettings]:
+        """In a thread, after the first frame: parse and validate the file (pydantic and
+        the engine are imported here too, so starting the run does not pay for them)."""
+        from console.workflow.loader import load_workflow
+
+        loaded = load_workflow(self.options.path)
+        return loaded, self.options.settings_for(loaded)
+
+    async def _workflow_ready(self, loaded: LoadedWorkflow) -> None:
+        from console.ui.widgets.step_detail import StepDetail
+
+        if not self.query("#detail"):
+            await self.query_one("#main", Horizontal).mount(StepDetail(id="detail"))
+        first, self._first_load = self._first_load, False
+        self.loaded = loaded
+        self.load_error = None
+        self.exit_code = 0
+        if self.settings is None:
+            self.settings = self.options.settings_for(loaded)
+        self.dag.set_workflow(loaded.steps)
+        self.refresh_views()
         if self.options.watch:
             self._watch_workflow()
-        if self.options.start:
+        # A file fixed after failing to load waits for `s`: its run was not started blind.
+        if self.options.start and first:
             self.call_after_refresh(self.begin_run, False)
+
+    def _workflow_failed(self, error: BaseException | None) -> None:
+        first, self._first_load = self._first_load, False
+        if isinstance(error, ConsoleError):
+            message, self.exit_code = error.message, error.exit_code
+        else:
+            message, self.exit_code = f"{self.options.path}: cannot load it: {error!r}", 1
+        self.load_error = message
+        then = "fix them and save (it loads again)" if self.options.watch else "fix them"
+        self.dag.show_message(f"{self.options.path.name} has errors; {then}, or press q to "
+                              f"quit:\n\n{message}")
+        if self.options.watch and first:
+            self._watch_workflow()
 
     # --- state down --------------------------------------------------------------------
 
-    def refresh_views(self) -> None:
+    def refresh_views(self, changed: set[str] | None = None) -> None:
+        """Hand the state down; `changed` names the only steps whose state changed."""
         now = self.options.clock()
-        workflow = self.state.workflow or self.loaded.name
-        self.query_one(RunHeader).show(workflow, self.state, now, len(self.loaded.steps))
-        self.dag.set_state(self.state, now)
+        loaded = self.loaded
+        if loaded is None:
+            self.query_one(RunHeader).show(self.options.path.name, self.state, now, 0)
+            return
+        workflow = self.state.workflow or loaded.name
+        self.query_one(RunHeader).show(workflow, self.state, now, len(loaded.steps))
+        self.dag.set_state(self.state, now, changed)
         self._show_detail()
 
     def _show_detail(self) -> None:
         sid = self.dag.selected
         state = self.state.steps.get(sid) if sid is not None else None
-        model = self.loaded.steps.get(sid) if sid is not None else None
+        steps = self.loaded.steps if self.loaded is not None else {}
+        model = steps.get(sid) if sid is not None else None
         verdict = self.verdicts.get(sid) if sid is not None else None
         self.detail.show(sid, model, state, self.options.clock(), verdict)
 
@@ -167,14 +217,21 @@ class RunScreen(Screen[None]):
     def apply_events(self, batch: list[Event]) -> None:
         """Fold a batch of engine events into the state and redraw once."""
         opened: list[str] = []
+        changed: set[str] | None = set()
         for event in batch:
             self.state.apply(event)
+            if event.step is None:
+                changed = None  # a run-wide event: redraw everything
+            elif changed is not None:
+                changed.add(event.step)
             if isinstance(event, GateOpened) and event.step is not None:
                 opened.append(event.step)
             elif isinstance(event, RunStarted):
+                from console.ui.widgets.audit_pane import AuditPane
+
                 for pane in self.query(AuditPane):
                     pane.run_id = event.run
-        self.refresh_views()
+        self.refresh_views(changed)
         for sid in opened:
             self._gate_opened(sid)
         if any(isinstance(e, StepOutput) and e.step == self.dag.selected for e in batch):
@@ -218,6 +275,17 @@ class RunScreen(Screen[None]):
         if self.engine is not None and self._engine_busy():
             self.notify("A run is live already; one run at a time.", severity="warning")
             return
+        if self.loaded is None:
+            if self.load_error is None:
+                self.notify(f"Still loading {self.options.path.name}.", severity="warning")
+            else:
+                self.notify(f"{self.options.path.name} has errors; fix them first.",
+                            severity="error")
+            return
+        from console.errors import ParamError
+        from console.ui.screens.params import ParamsScreen, as_text
+        from console.workflow.loader import resolve_params
+
         declared = self.loaded.model.params
         missing = [n for n, p in declared.items() if p.is_required and n not in self.given_params]
         unasked = [n for n in declared if n not in self.given_params]
@@ -254,7 +322,8 @@ class RunScreen(Screen[None]):
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def _run_engine(self, params: ParamValues) -> RunOutcome:
-        engine = self.options.engine_factory(self.loaded, params)
+        assert self.loaded is not None and self.settings is not None
+        engine = self.options.engine_factory(self.loaded, params, self.settings)
         self.engine = engine
         bridge = self.bridge = EventBridge(self.apply_events)
         engine.add_sink(bridge)
@@ -264,15 +333,23 @@ class RunScreen(Screen[None]):
             bridge.close()
 
     @on(Worker.StateChanged)
-    def _worker_changed(self, event: Worker.StateChanged) -> None:
+    async def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "engine":
             if event.state == WorkerState.SUCCESS:
                 self._run_ended(str(worker.result))
             elif event.state == WorkerState.ERROR:
                 self._run_failed_to_start(worker.error)
+        elif worker.group == "load":
+            if event.state == WorkerState.SUCCESS:
+                result = cast("tuple[LoadedWorkflow, EngineSettings]", worker.result)
+                loaded, self.settings = result
+                await self._workflow_ready(loaded)
+            elif event.state == WorkerState.ERROR:
+                self._workflow_failed(worker.error)
         elif worker.group == "watch" and event.state == WorkerState.ERROR:
-            self.show_banner(f"Not watching {self.loaded.path.name} for changes: {worker.error}")
+            self.show_banner(f"Not watching {self.options.path.name} for changes: "
+                             f"{worker.error}")
 
     def _run_ended(self, outcome: str) -> None:
         self.exit_code = EXIT_CODES.get(outcome, 1)
@@ -285,11 +362,16 @@ class RunScreen(Screen[None]):
         if self._quit_after_run:
             self.app.exit(self.exit_code)
             return
+        from console.ui.screens.summary import SummaryScreen
+
         self.app.push_screen(SummaryScreen(self.state, self._audit_head()))
 
     def _audit_head(self) -> str:
+        from console.audit.log import AuditLog
+
+        assert self.settings is not None
         try:
-            with AuditLog(self.options.settings.audit_path) as log:
+            with AuditLog(self.settings.audit_path) as log:
                 seq, digest = log.head()
         except ConsoleError as exc:
             return f"unknown ({exc.message})"
@@ -309,19 +391,30 @@ class RunScreen(Screen[None]):
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def _watch_workflow(self) -> None:
-        files = [self.loaded.path, *(Path(name) for name in self.loaded.file_hashes)]
+        from console.ui.watch import watch_files
+
+        path = self.options.path.resolve()
+        names = self.loaded.file_hashes if self.loaded is not None else {}
+        files = [path, *(Path(name) for name in names if Path(name) != path)]
         await watch_files(files, self._files_changed)
 
     def _files_changed(self, changed: set[Path]) -> None:
         if self.state.live or self._engine_busy():
             self._changed_during_run = True
-            self.show_banner(f"{self.loaded.path.name} changed on disk: the change applies to "
+            self.show_banner(f"{self.options.path.name} changed on disk: the change applies to "
                              "the next run.")
             return
         self.reload_workflow()
 
     def reload_workflow(self) -> None:
         """Load the file again; on errors keep the last good DAG and say what is wrong."""
+        from console.workflow.loader import load_workflow
+
+        if self.loaded is None:
+            self.load_error = None
+            self.dag.show_message(f"loading {self.options.path}…")
+            self._load_workflow()
+            return
         try:
             loaded = load_workflow(self.loaded.path)
         except WorkflowError as exc:
@@ -371,6 +464,8 @@ class RunScreen(Screen[None]):
         if engine is None or sid is None:
             return
         step = self.state.steps.get(sid)
+        from console.ui.screens.approval import ApprovalScreen
+
         if step is None or step.status != "awaiting_approval":
             word = describe(step, self.options.clock()).word if step else "pending"
             self.notify(f"{sid} is not waiting at a gate (it is {word}).", severity="warning")
@@ -408,6 +503,8 @@ class RunScreen(Screen[None]):
             return
         sid = self.dag.selected
         step = self.state.steps.get(sid) if sid is not None else None
+        from console.ui.screens.confirm import ConfirmScreen
+
         choices = [("run", "Cancel the run"), ("no", "Keep going")]
         question = f"Cancel run {self.state.run_id}? Running steps are stopped."
         if sid is not None and step is not None and not step.finished:
@@ -428,8 +525,14 @@ class RunScreen(Screen[None]):
     def action_start(self) -> None:
         self.begin_run(ask=True)
 
-    def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
+    async def action_filter(self) -> None:
+        fields = self.query("#filter").results(Input)
+        field = next(fields, None)
+        if field is None:
+            field = Input(placeholder="filter: name, tag or status (tag:prod, status:failed)",
+                          id="filter")
+            field.cursor_blink = self.options.blink
+            await self.mount(field, after=self.query_one("#main"))
         field.add_class("-shown")
         field.focus()
 
@@ -445,8 +548,8 @@ class RunScreen(Screen[None]):
         self.dag.focus()
 
     def action_back(self) -> None:
-        field = self.query_one("#filter", Input)
-        if field.has_class("-shown"):
+        field = next(self.query("#filter").results(Input), None)
+        if field is not None and field.has_class("-shown"):
             field.value = ""
             field.remove_class("-shown")
             self.dag.set_filter("")
@@ -462,12 +565,18 @@ class RunScreen(Screen[None]):
         self.notify(f"Showing the {mode}.", timeout=2)
 
     def action_toggle_audit(self) -> None:
+        from console.ui.widgets.audit_pane import AuditPane
+
         panes = self.query(AuditPane)
         if panes:
             panes.remove()
             self.dag.focus()
             return
-        pane = AuditPane(self.options.settings.audit_path, self.state.run_id, id="audit")
+        if self.settings is None:
+            self.notify("The audit file is known once the workflow has loaded.",
+                        severity="warning")
+            return
+        pane = AuditPane(self.settings.audit_path, self.state.run_id, id="audit")
         self.mount(pane, before=self.query_one(Footer))
 
     def request_quit(self) -> None:
@@ -475,6 +584,8 @@ class RunScreen(Screen[None]):
         if self.engine is None or not self._engine_busy():
             self.app.exit(self.exit_code)
             return
+        from console.ui.screens.confirm import ConfirmScreen
+
         question = (f"Run {self.state.run_id} is live. Quit and cancel it? "
                     "The cancellation is recorded in the audit trail.")
         self.app.push_screen(

@@ -7,10 +7,10 @@ the run state, the clock and the filter; the view posts the selection up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.segment import Segment
 from rich.style import Style
@@ -32,7 +32,9 @@ from console.ui.widgets.dag_layout import (
     build_layout,
 )
 from console.ui.widgets.node_status import describe, gate_text, matches_filter
-from console.workflow.model import Step
+
+if TYPE_CHECKING:
+    from console.workflow.model import Step
 
 ViewMode = Literal["graph", "list"]
 AUTO_LIST_ABOVE = 300  # steps: past this the compact list opens first (`g` switches back)
@@ -112,14 +114,25 @@ class DagView(ScrollView, can_focus=True):
         self.filter_text = ""
         self.layout_data = DagLayout()
         self._order: list[str] = []  # layer by layer, top down: the list view's rows
+        self._longest_id = 10  # the list view's name column
         self._visible: list[str] = []
+        self._message: list[str] = []  # shown instead of the steps while there are none
+        self._base_style: Style | None = None
 
     # --- attributes down -----------------------------------------------------------------
 
+    def show_message(self, text: str) -> None:
+        """Text in place of the DAG while there is no workflow (loading it, or its errors)."""
+        self._message = text.splitlines()
+        self._resize_canvas()
+        self.refresh()
+
     def set_workflow(self, steps: Mapping[str, Step]) -> None:
+        self._message = []
         self.steps = steps
         self.layout_data = build_layout(steps)
         self._order = [sid for column in self.layout_data.columns for sid in column]
+        self._longest_id = max((len(sid) for sid in self._order), default=10)
         if len(steps) > AUTO_LIST_ABOVE:
             self.mode = "list"
         self._refilter()
@@ -128,13 +141,38 @@ class DagView(ScrollView, can_focus=True):
         self._resize_canvas()
         self.refresh()
 
-    def set_state(self, state: RunState, now: datetime) -> None:
+    def set_state(
+        self, state: RunState, now: datetime, changed: Collection[str] | None = None
+    ) -> None:
+        """The run moved on. `changed`: the only steps whose state changed (None: any may
+        have); then only those on screen, and running ones (their clocks), are redrawn."""
         self.state = state
         self.now = now
         if self.filter_text:
             self._refilter()
             self._resize_canvas()
-        self.refresh()
+            changed = None
+        if changed is None:
+            self.refresh()
+            return
+        for sid, region in self._on_screen():
+            if sid in changed or self.step_state(sid).status == "running":
+                self.refresh(region)
+
+    def _on_screen(self) -> list[tuple[str, Region]]:
+        """The steps in view, each with its area in the widget (what `refresh` takes)."""
+        scroll_x, scroll_y = self.scroll_offset
+        width, height = self.size
+        if self.mode == "list":
+            rows = self._visible[scroll_y : scroll_y + height]
+            return [(sid, Region(0, y, width, 1)) for y, sid in enumerate(rows)]
+        seen: dict[str, Region] = {}
+        for row in range(scroll_y, scroll_y + height):
+            for sid in self.layout_data.rows.get(row, ()):
+                slot = self.layout_data.slots[sid]
+                if sid not in seen and slot.x < scroll_x + width and slot.x + NODE_W > scroll_x:
+                    seen[sid] = Region(slot.x - scroll_x, slot.y - scroll_y, NODE_W, NODE_H)
+        return list(seen.items())
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
@@ -179,14 +217,16 @@ class DagView(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize_canvas(self) -> None:
-        if self.mode == "list":
+        if self._message:
+            width = max(len(line) for line in self._message) + 2
+            self.virtual_size = Size(width, len(self._message) + 1)
+        elif self.mode == "list":
             self.virtual_size = Size(self._list_width(), len(self._visible))
         else:
             self.virtual_size = Size(self.layout_data.width, self.layout_data.height)
 
     def _list_width(self) -> int:
-        longest = max((len(sid) for sid in self._order), default=10)
-        return longest + 48
+        return self._longest_id + 48
 
     def _selected_region(self) -> Region | None:
         sid = self.selected
@@ -269,11 +309,22 @@ class DagView(ScrollView, can_focus=True):
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"dag--{name}")
 
+    def notify_style_update(self) -> None:
+        self._base_style = None
+        super().notify_style_update()
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
         row = scroll_y + y
-        base = self.rich_style
+        # Textual works `rich_style` out afresh on each call; it changes only with styles.
+        base = self._base_style
+        if base is None:
+            base = self._base_style = self.rich_style
+        if self._message:
+            text = self._message[row - 1] if 1 <= row <= len(self._message) else ""
+            return Strip([Segment(_clean(f" {text}")[scroll_x : scroll_x + width].ljust(width),
+                                  base)], width)
         if self.mode == "list":
             return self._list_line(row, scroll_x, width, base)
         chars = [" "] * width
@@ -338,7 +389,7 @@ class DagView(ScrollView, can_focus=True):
         sid = self._visible[row]
         state = self.step_state(sid)
         look = describe(state, self.now)
-        longest = max((len(s) for s in self._order), default=10)
+        longest = self._longest_id
         layer = self.layout_data.slots[sid].layer + 1 if sid in self.layout_data.slots else 0
         gate = gate_text(state, self.steps.get(sid))
         text = f" {look.icon} {sid.ljust(longest)}  L{layer:<3} {_fit(look.word, 28)} {gate}"

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from console.workflow.graph import layers as step_layers
-from console.workflow.model import Step
+
+if TYPE_CHECKING:
+    from console.workflow.model import Step
 
 NODE_W = 26
 NODE_H = 3

@@ -36,6 +36,7 @@ class RunHeader(Static):
         super().__init__(id=id)
         self.user = user
         self.host = host
+        self._shown: Text | None = None
 
     def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
         done, total = state.progress
@@ -51,4 +52,8 @@ class RunHeader(Static):
         text.append(f"  {self.user}@{self.host}")
         text.append(f"  {_RUN_WORDS.get(state.status, state.status)} {elapsed}")
         text.append(f"  {done}/{total}", style="bold")
-        self.update(text)
+        # Called on every batch of events: redraw only when the line reads differently,
+        # and never re-lay out the screen for it (the header is always one row).
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)

@@ -91,6 +91,8 @@ class LogTail(Widget):
         return list(self._lines)
 
     def _set_placeholder(self, message: str | None) -> None:
+        if message is not None and message == self._placeholder:
+            return
         self._placeholder = message
         if message is not None:
             self._lines = []

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.run.events import parse_ts
 from console.run.state import StepState
-from console.workflow.model import Step, format_duration
+
+if TYPE_CHECKING:
+    from console.workflow.model import Step
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ def short_duration(seconds: float) -> str:
     """"1.2s" under a minute (tenths matter there), "1m05s" and "2h03m" above."""
     if seconds < 60:
         return f"{seconds:.1f}s"
+    # Imported here: the workflow model (pydantic) loads after the first frame.
+    from console.workflow.model import format_duration
+
     return format_duration(round(seconds))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -17,13 +17,18 @@ from textual.widgets import Static
 from console.run.state import StepState
 from console.ui.widgets.log_tail import LogTail
 from console.ui.widgets.node_status import describe, short_duration
-from console.workflow.model import SECRET_REFERENCE, Step, format_duration
+
+# The workflow model (pydantic) loads after the first frame; a step's model exists only then.
+if TYPE_CHECKING:
+    from console.workflow.model import Step
 
 MASK = "••••••"
 
 
 def masked_env(env: Mapping[str, str]) -> list[tuple[str, str]]:
     """`${secret:NAME}` never shows its value, only which secret it is."""
+    from console.workflow.model import SECRET_REFERENCE
+
     return [
         (name, SECRET_REFERENCE.sub(lambda m: f"{MASK} (secret {m.group(1)})", value))
         for name, value in env.items()
@@ -60,6 +65,14 @@ class StepDetail(Vertical):
     StepDetail #detail-log { height: 1fr; border-top: solid $panel-lighten-2; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # `show` comes with every batch of events: while hidden (a narrow terminal) the
+        # latest call waits for the Show event, and an unchanged step is not redrawn.
+        self._waiting: tuple[str | None, Step | None, StepState | None, datetime,
+                             str | None] | None = None
+        self._drawn: tuple[object, ...] | None = None
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
             yield Static(id="detail-body")
@@ -72,7 +85,8 @@ class StepDetail(Vertical):
         return self.query_one("#detail-log", LogTail)
 
     def refresh_log(self) -> None:
-        self.log_tail.refresh_tail()
+        if self.display:
+            self.log_tail.refresh_tail()
 
     def show(
         self,
@@ -82,18 +96,32 @@ class StepDetail(Vertical):
         now: datetime,
         verdict: str | None = None,
     ) -> None:
+        if not self.display:
+            self._waiting = (step_id, model, state, now, verdict)
+            return
+        self._waiting = None
         body = self.query_one("#detail-body", Static)
         if step_id is None:
-            body.update(Text("No step selected.", style="italic"))
-            self.log_tail.show(None)
+            if self._drawn != ():
+                self._drawn = ()
+                body.update(Text("No step selected.", style="italic"))
+                self.log_tail.show(None)
             return
         state = state or StepState(id=step_id)
-        body.update(render_detail(step_id, model, state, now, verdict))
+        drawn = (step_id, id(model), repr(state), describe(state, now).word, verdict)
+        if drawn != self._drawn:
+            self._drawn = drawn
+            body.update(render_detail(step_id, model, state, now, verdict))
         log_path = Path(state.log_path) if state.log_path else None
         if log_path != self.log_tail.path:
             self.log_tail.show(log_path)
         else:
             self.log_tail.refresh_tail()
+
+    def on_show(self) -> None:
+        if self._waiting is not None:
+            self.show(*self._waiting)
+
 
 
 def render_detail(
@@ -138,6 +166,8 @@ def render_detail(
     if state.duration_s is not None:
         parts.append(Text(f"took     {short_duration(state.duration_s)}"))
     if model is not None and model.timeout is not None:
+        from console.workflow.model import format_duration
+
         parts.append(Text(f"timeout  {format_duration(model.timeout)}"))
     if state.exit_code is not None:
         parts.append(Text(f"exit code {state.exit_code}"))
