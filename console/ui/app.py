@@ -23,7 +23,6 @@ from console.paths import default_audit_path
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, EngineFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
-from console.ui.widgets.dag import DagView
 
 # The engine, the workflow model (pydantic) and the audit pane load after the first frame:
 # the shell paints first, then a worker loads the workflow (see RunScreen).
@@ -111,6 +110,7 @@ class ConsoleApp(App[int]):
 
     def key_rows(self) -> list[tuple[str, str]]:
         from console.ui.widgets.audit_pane import AuditPane
+        from console.ui.widgets.dag import DagView
 
         rows = _bindings(RunScreen.BINDINGS) + _bindings(DagView.BINDINGS)
         rows += _bindings(ConsoleApp.BINDINGS)

@@ -11,10 +11,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from console.run.events import Event
+if TYPE_CHECKING:
+    from console.run.events import Event
 
-Deliver = Callable[[list[Event]], None]
+Deliver = Callable[[list["Event"]], None]
 
 
 class EventBridge:

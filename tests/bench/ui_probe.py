@@ -112,6 +112,8 @@ def keys_under_load(workflow: str) -> None:
     _hook_frames(app, on_frame)
 
     async def press_keys(pilot: Pilot[Any]) -> None:
+        while app.run_screen.loaded is None:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)  # make_app(path) loads the file after the first frame
         while not _engine_done(app):
             await asyncio.sleep(0.2)
             if waiting:

@@ -7,6 +7,7 @@ in a worker of group "engine"; the workflow file is watched by a worker of group
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
@@ -20,29 +21,30 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from console.errors import ConsoleError, WorkflowError
-from console.run.events import Event, GateOpened, RunOutcome, RunStarted, StepOutput
-from console.run.state import RunState
-from console.ui.bridge import EventBridge
-from console.ui.widgets.dag import DagView
 from console.ui.widgets.header import RunHeader
-from console.ui.widgets.node_status import describe
 
-# What a run needs (the engine, pydantic's workflow model, the dialogs, the audit log, the
-# file watcher) is imported where first used, so the screen paints before any of it loads.
+# The screen paints its shell (header, "loading FILE…", footer) before anything else loads:
+# the run domain (events, state, engine, pydantic's workflow model), the DAG and the step
+# detail, the dialogs, the audit log and the file watcher are imported where first used.
 if TYPE_CHECKING:
     from console.run.actions import Verdict
     from console.run.engine import Engine, EngineSettings
+    from console.run.events import Event, RunOutcome
+    from console.run.state import RunState
+    from console.ui.bridge import EventBridge
     from console.ui.screens.approval import GateAction, GateAnswer
     from console.ui.screens.params import ParamValues
+    from console.ui.widgets.dag import DagView
     from console.ui.widgets.step_detail import StepDetail
     from console.workflow.loaded import LoadedWorkflow
 
+_MOUNTED_ONCE_LOADED = ("console.ui.widgets.dag", "console.ui.widgets.step_detail")
 Clock = Callable[[], datetime]
 EngineFactory = Callable[
     ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "Engine"
@@ -103,7 +105,7 @@ class RunScreen(Screen[None]):
         self.load_error: str | None = None
         self._first_load = True
         self.given_params: dict[str, str | int | bool] = dict(options.given_params)
-        self.state = RunState()
+        self._state: RunState | None = None
         self.engine: Engine | None = None
         self.bridge: EventBridge | None = None
         self.exit_code = 0
@@ -118,13 +120,29 @@ class RunScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield RunHeader(user=self.options.user, host=self.options.host, id="header")
         yield Static("", id="banner")
-        # The step detail joins #main once the workflow has loaded, the filter on `/`.
-        with Horizontal(id="main"):
-            yield DagView(id="dag")
+        # The DAG and the step detail take the placeholder's place once the workflow has
+        # loaded; the filter joins on `/`.
+        with Horizontal(id="main"), VerticalScroll(id="placeholder"):
+            yield Static(id="placeholder-text")
         yield Footer(compact=True)
 
     @property
+    def state(self) -> RunState:
+        """The run's state: a fold of the engine's events (empty until a run starts)."""
+        if self._state is None:
+            from console.run.state import RunState
+
+            self._state = RunState()
+        return self._state
+
+    @state.setter
+    def state(self, value: RunState) -> None:
+        self._state = value
+
+    @property
     def dag(self) -> DagView:
+        from console.ui.widgets.dag import DagView
+
         return self.query_one("#dag", DagView)
 
     @property
@@ -138,14 +156,16 @@ class RunScreen(Screen[None]):
         wide = self.app.size.width >= 110
         self.set_class(not wide, "-narrow")
         self.set_class(wide, "-wide")
-        self.dag.focus()
         self.set_interval(1.0, self._tick)
         if self.loaded is not None:
             await self._workflow_ready(self.loaded)
             return
-        self.dag.show_message(f"loading {self.options.path}…")
+        self._show_placeholder(f"loading {self.options.path}…")
         self.refresh_views()
         self.call_after_refresh(self._load_workflow)
+
+    def _show_placeholder(self, text: str) -> None:
+        self.query_one("#placeholder-text", Static).update(text)
 
     @work(exclusive=True, group="load", exit_on_error=False, thread=True)
     def _load_workflow(self) -> tuple[LoadedWorkflow, EngineSettings]:
@@ -154,13 +174,20 @@ class RunScreen(Screen[None]):
         from console.workflow.loader import load_workflow
 
         loaded = load_workflow(self.options.path)
-        return loaded, self.options.settings_for(loaded)
+        settings = self.options.settings_for(loaded)
+        for module in _MOUNTED_ONCE_LOADED:  # imported off the UI thread
+            importlib.import_module(module)
+        return loaded, settings
 
     async def _workflow_ready(self, loaded: LoadedWorkflow) -> None:
+        from console.ui.widgets.dag import DagView
         from console.ui.widgets.step_detail import StepDetail
 
-        if not self.query("#detail"):
-            await self.query_one("#main", Horizontal).mount(StepDetail(id="detail"))
+        if not self.query("#dag"):
+            await self.query("#placeholder").remove()
+            await self.query_one("#main", Horizontal).mount(DagView(id="dag"),
+                                                            StepDetail(id="detail"))
+            self.dag.focus()
         first, self._first_load = self._first_load, False
         self.loaded = loaded
         self.load_error = None
@@ -183,8 +210,9 @@ class RunScreen(Screen[None]):
             message, self.exit_code = f"{self.options.path}: cannot load it: {error!r}", 1
         self.load_error = message
         then = "fix them and save (it loads again)" if self.options.watch else "fix them"
-        self.dag.show_message(f"{self.options.path.name} has errors; {then}, or press q to "
-                              f"quit:\n\n{message}")
+        self._show_placeholder(f"{self.options.path.name} has errors; {then}, or press q to "
+                               f"quit:\n\n{message}")
+        self.query_one("#placeholder").focus()
         if self.options.watch and first:
             self._watch_workflow()
 
@@ -195,7 +223,7 @@ class RunScreen(Screen[None]):
         now = self.options.clock()
         loaded = self.loaded
         if loaded is None:
-            self.query_one(RunHeader).show(self.options.path.name, self.state, now, 0)
+            self.query_one(RunHeader).show_file(self.options.path.name)
             return
         workflow = self.state.workflow or loaded.name
         self.query_one(RunHeader).show(workflow, self.state, now, len(loaded.steps))
@@ -216,6 +244,8 @@ class RunScreen(Screen[None]):
 
     def apply_events(self, batch: list[Event]) -> None:
         """Fold a batch of engine events into the state and redraw once."""
+        from console.run.events import GateOpened, RunStarted, StepOutput
+
         opened: list[str] = []
         changed: set[str] | None = set()
         for event in batch:
@@ -255,14 +285,13 @@ class RunScreen(Screen[None]):
         banner.set_class(bool(text), "-shown")
         banner.set_class(kind == "error", "-error")
 
-    @on(DagView.StepSelected)
-    def _selected(self, event: DagView.StepSelected) -> None:
+    # Handlers named by Textual's convention, so the DagView class loads with the workflow.
+    def on_dag_view_step_selected(self, event: DagView.StepSelected) -> None:
         if event.by_person:
             self._last_person_move = time.monotonic()
         self._show_detail()
 
-    @on(DagView.StepOpened)
-    def _opened(self, event: DagView.StepOpened) -> None:
+    def on_dag_view_step_opened(self, event: DagView.StepOpened) -> None:
         if self.has_class("-narrow"):
             self.toggle_class("-show-detail")
         else:
@@ -310,6 +339,8 @@ class RunScreen(Screen[None]):
         self._start(values)
 
     def _start(self, params: ParamValues) -> None:
+        from console.run.state import RunState
+
         self.state = RunState()
         self.verdicts.clear()
         if not self._changed_during_run:
@@ -322,6 +353,8 @@ class RunScreen(Screen[None]):
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def _run_engine(self, params: ParamValues) -> RunOutcome:
+        from console.ui.bridge import EventBridge
+
         assert self.loaded is not None and self.settings is not None
         engine = self.options.engine_factory(self.loaded, params, self.settings)
         self.engine = engine
@@ -412,7 +445,7 @@ class RunScreen(Screen[None]):
 
         if self.loaded is None:
             self.load_error = None
-            self.dag.show_message(f"loading {self.options.path}…")
+            self._show_placeholder(f"loading {self.options.path}…")
             self._load_workflow()
             return
         try:
@@ -421,6 +454,8 @@ class RunScreen(Screen[None]):
             self.show_banner(f"{self.loaded.path.name} has errors; showing the last good "
                              f"version until they are fixed:\n{exc.message}", "error")
             return
+        from console.run.state import RunState
+
         self.loaded = loaded
         self.state = RunState()
         self.dag.set_workflow(loaded.steps)
@@ -465,6 +500,7 @@ class RunScreen(Screen[None]):
             return
         step = self.state.steps.get(sid)
         from console.ui.screens.approval import ApprovalScreen
+        from console.ui.widgets.node_status import describe
 
         if step is None or step.status != "awaiting_approval":
             word = describe(step, self.options.clock()).word if step else "pending"
@@ -526,6 +562,8 @@ class RunScreen(Screen[None]):
         self.begin_run(ask=True)
 
     async def action_filter(self) -> None:
+        if self.loaded is None:
+            return
         fields = self.query("#filter").results(Input)
         field = next(fields, None)
         if field is None:
@@ -548,6 +586,8 @@ class RunScreen(Screen[None]):
         self.dag.focus()
 
     def action_back(self) -> None:
+        if self.loaded is None:
+            return
         field = next(self.query("#filter").results(Input), None)
         if field is not None and field.has_class("-shown"):
             field.value = ""
@@ -561,6 +601,8 @@ class RunScreen(Screen[None]):
             self.dag.focus()
 
     def action_toggle_view(self) -> None:
+        if self.loaded is None:
+            return
         mode = self.dag.toggle_mode()
         self.notify(f"Showing the {mode}.", timeout=2)
 

@@ -116,19 +116,11 @@ class DagView(ScrollView, can_focus=True):
         self._order: list[str] = []  # layer by layer, top down: the list view's rows
         self._longest_id = 10  # the list view's name column
         self._visible: list[str] = []
-        self._message: list[str] = []  # shown instead of the steps while there are none
         self._base_style: Style | None = None
 
     # --- attributes down -----------------------------------------------------------------
 
-    def show_message(self, text: str) -> None:
-        """Text in place of the DAG while there is no workflow (loading it, or its errors)."""
-        self._message = text.splitlines()
-        self._resize_canvas()
-        self.refresh()
-
     def set_workflow(self, steps: Mapping[str, Step]) -> None:
-        self._message = []
         self.steps = steps
         self.layout_data = build_layout(steps)
         self._order = [sid for column in self.layout_data.columns for sid in column]
@@ -217,10 +209,7 @@ class DagView(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize_canvas(self) -> None:
-        if self._message:
-            width = max(len(line) for line in self._message) + 2
-            self.virtual_size = Size(width, len(self._message) + 1)
-        elif self.mode == "list":
+        if self.mode == "list":
             self.virtual_size = Size(self._list_width(), len(self._visible))
         else:
             self.virtual_size = Size(self.layout_data.width, self.layout_data.height)
@@ -321,10 +310,6 @@ class DagView(ScrollView, can_focus=True):
         base = self._base_style
         if base is None:
             base = self._base_style = self.rich_style
-        if self._message:
-            text = self._message[row - 1] if 1 <= row <= len(self._message) else ""
-            return Strip([Segment(_clean(f" {text}")[scroll_x : scroll_x + width].ljust(width),
-                                  base)], width)
         if self.mode == "list":
             return self._list_line(row, scroll_x, width, base)
         chars = [" "] * width

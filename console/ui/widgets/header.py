@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import Static
 
-from console.run.events import parse_ts
-from console.run.state import RunState
-from console.ui.widgets.node_status import short_duration
+# The header paints in the first frame, before the run domain has loaded.
+if TYPE_CHECKING:
+    from console.run.state import RunState
 
 _RUN_WORDS = {
     "pending": "idle",
@@ -38,7 +39,17 @@ class RunHeader(Static):
         self.host = host
         self._shown: Text | None = None
 
+    def show_file(self, name: str) -> None:
+        """Before the workflow has loaded: its file and who is at the keyboard."""
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(name, style="bold")
+        text.append(f"  {self.user}@{self.host}")
+        self._draw(text)
+
     def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
+        from console.run.events import parse_ts
+        from console.ui.widgets.node_status import short_duration
+
         done, total = state.progress
         if state.run_id is None:
             total = total_steps
@@ -52,6 +63,9 @@ class RunHeader(Static):
         text.append(f"  {self.user}@{self.host}")
         text.append(f"  {_RUN_WORDS.get(state.status, state.status)} {elapsed}")
         text.append(f"  {done}/{total}", style="bold")
+        self._draw(text)
+
+    def _draw(self, text: Text) -> None:
         # Called on every batch of events: redraw only when the line reads differently,
         # and never re-lay out the screen for it (the header is always one row).
         if text != self._shown:
