@@ -27,7 +27,9 @@ class Terminal:
     def screen(self) -> str:
         out = subprocess.run(
             ["tmux", "capture-pane", "-p", "-t", self.session],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return out.stdout
 
@@ -98,6 +100,54 @@ def test_demo_approved_with_a_then_enter_at_80x24(terminal: tuple[Terminal, Path
     assert records[-1]["data"]["outcome"] == "succeeded"
     verify = subprocess.run(
         [sys.executable, "-m", "console", "audit", "verify", str(audit)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_headless_on_a_terminal_shows_the_live_table_and_the_approve_command(
+    tmp_path: Path,
+) -> None:
+    session = f"console-e2e-{uuid.uuid4().hex[:8]}"
+    env = {
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "CONSOLE_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "TERM": "xterm-256color",
+    }
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    done = tmp_path / "exit-code"
+    command = (
+        f"cd {shlex.quote(str(REPO))} && env {exports} {shlex.quote(sys.executable)} -m console "
+        f"run workflows/demo.toml --no-tui; echo $? > {shlex.quote(str(done))}; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+    )
+    term = Terminal(session)
+    try:
+        screen = term.wait_for("to approve, run: console approve", seconds=40)
+        assert "awaiting approval" in screen
+        approve = next(
+            line.split("run: ", 1)[1].split()[:4]  # console approve RUN STEP (the line may wrap)
+            for line in screen.splitlines()
+            if "to approve, run:" in line
+        )
+        answer = subprocess.run(
+            [sys.executable, "-m", *approve, "--reason", "from another terminal"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        screen = term.wait_for("audit head:", seconds=40)
+        assert "succeeded" in screen
+        deadline = time.monotonic() + 10
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done.read_text().strip() == "0", term.screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
