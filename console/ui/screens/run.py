@@ -200,7 +200,7 @@ class RunScreen(Screen[None]):
             self._watch_workflow()
         # A file fixed after failing to load waits for `s`: its run was not started blind.
         if self.options.start and first:
-            self.call_after_refresh(self.begin_run, False)
+            self.begin_run(False)
 
     def _workflow_failed(self, error: BaseException | None) -> None:
         first, self._first_load = self._first_load, False
