@@ -279,6 +279,8 @@ class RunScreen(Screen[None]):
                     severity="warning", timeout=10)
 
     def show_banner(self, text: str, kind: str = "warning") -> None:
+        if not text and not self.banner_text:
+            return  # clearing a hidden banner would still cost the screen a layout
         self.banner_text = text
         banner = self.query_one("#banner", Static)
         banner.update(text)
