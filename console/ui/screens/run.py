@@ -83,6 +83,10 @@ class RunScreen(Screen[None]):
         (110, "-wide"),
     ]
 
+    # The screen focuses the DAG itself once it is mounted; focusing the "loading…"
+    # placeholder first would only make the footer rebuild its keys twice more.
+    AUTO_FOCUS = ""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve", tooltip="Approve the selected step's gate"),
         Binding("x", "deny", "Deny", tooltip="Deny the selected step's gate (reason required)"),
