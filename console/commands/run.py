@@ -7,11 +7,12 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from console.run.engine import Engine, EngineSettings
-from console.run.events import RunOutcome
-from console.workflow.loaded import LoadedWorkflow
-from console.workflow.loader import load_workflow, resolve_params
+if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
+    from console.run.engine import Engine, EngineSettings
+    from console.run.events import RunOutcome
+    from console.workflow.loaded import LoadedWorkflow
 
 EXIT_CODES: dict[RunOutcome, int] = {
     "succeeded": 0,
@@ -37,6 +38,8 @@ def audit_path_for(cli_audit: str | None, loaded: LoadedWorkflow | None) -> Path
 
 
 def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> EngineSettings:
+    from console.run.engine import EngineSettings
+
     return EngineSettings(
         audit_path=audit_path_for(getattr(args, "audit", None), loaded),
         grace_s=args.grace if getattr(args, "grace", None) is not None else 10.0,
@@ -47,14 +50,19 @@ def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> 
 
 
 def main(args: argparse.Namespace) -> int:
-    loaded = load_workflow(args.file)
     given = dict(args.params)
-    if not args.no_tui:
-        if sys.stdin.isatty() and sys.stdout.isatty():
-            from console.ui.app import run_tui
+    if not args.no_tui and sys.stdin.isatty() and sys.stdout.isatty():
+        from console.ui.app import run_tui_path
 
-            code: int = run_tui(loaded, given, settings_for(args, loaded, "tui"), theme=args.theme)
-            return code
+        # The window paints first; the file loads behind it and its errors show in place.
+        code: int = run_tui_path(
+            args.file, given, lambda loaded: settings_for(args, loaded, "tui"), theme=args.theme
+        )
+        return code
+    from console.workflow.loader import load_workflow, resolve_params
+
+    loaded = load_workflow(args.file)
+    if not args.no_tui:
         print("console: no terminal for the UI; running headless (--no-tui)", file=sys.stderr)
     params = resolve_params(loaded.model, given)
     return run_headless(loaded, params, settings_for(args, loaded, "cli"))
@@ -63,6 +71,8 @@ def main(args: argparse.Namespace) -> int:
 def run_headless(
     loaded: LoadedWorkflow, params: dict[str, str | int | bool], settings: EngineSettings
 ) -> int:
+    from console.run.engine import Engine
+
     engine = Engine(loaded, params, settings=settings)
     if sys.stdout.isatty():
         from rich.console import Console
@@ -72,17 +82,21 @@ def run_headless(
         console = Console()
         with LivePrinter(console) as live:
             engine.add_sink(live)
-            outcome = asyncio.run(_drive(engine))
+            outcome = _run(engine)
         console.print(steps_table(engine.state, title=f"run {engine.run_id}: {outcome}"))
     else:
         from console.commands.printer import PlainPrinter
 
         engine.add_sink(PlainPrinter())
-        outcome = asyncio.run(_drive(engine))
+        outcome = _run(engine)
     if engine.audit is not None:
         seq, digest = engine.audit.head()
         print(f"audit head: {seq}:{digest} ({settings.audit_path})")
     return EXIT_CODES[outcome]
+
+
+def _run(engine: Engine) -> RunOutcome:
+    return asyncio.run(_drive(engine))
 
 
 async def _drive(engine: Engine) -> RunOutcome:
