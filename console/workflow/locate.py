@@ -23,6 +23,8 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR_END = re.compile(r"[,\]}\n#]")
 _MAX_SCAN_DEPTH = 64
 # Strings and comments are skipped whole so that brackets inside them are not counted.
+_OPENERS = frozenset("[{")
+_CLOSERS = frozenset("]}")
 _DEPTH_TOKEN = re.compile(
     r'"""(?:\\[\s\S]|[^\\])*?"""'
     r"|'''[\s\S]*?'''"
@@ -54,16 +56,30 @@ def position_of_offset(text: str, offset: int) -> Position:
 def deepest_bracket(text: str, limit: int) -> Position | None:
     """The first `[`/`{` that opens nesting deeper than `limit`, or None.
 
-    Runs before tomllib so that a pathologically nested file cannot exhaust its recursion.
+    Runs before the TOML parser so that a pathologically nested file cannot exhaust its
+    recursion. The common case (not too deep) compares token strings only; positions are
+    worked out only for a file that fails.
     """
+    depth = 0
+    for token in _DEPTH_TOKEN.findall(text):
+        if token in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return _first_too_deep(text, limit)
+        elif token in _CLOSERS and depth:
+            depth -= 1
+    return None
+
+
+def _first_too_deep(text: str, limit: int) -> Position | None:
     depth = 0
     for token in _DEPTH_TOKEN.finditer(text):
         char = token.group()
-        if char in "[{":
+        if char in _OPENERS:
             depth += 1
             if depth > limit:
                 return position_of_offset(text, token.start())
-        elif char in "]}":
+        elif char in _CLOSERS:
             depth = max(0, depth - 1)
     return None
 
