@@ -15,6 +15,7 @@ from typing import Literal
 
 from console.audit.chain import GENESIS, HASH_LENGTH, inspect_line, inspect_span
 from console.audit.files import FORWARD_CHUNK, io_error, open_for_reading
+from console.audit.parallel import verify_intact
 
 BadKind = Literal[
     "modified",
@@ -44,11 +45,24 @@ class VerifyReport:
         return f"{self.last_seq}:{self.last_hash}"
 
 
-def verify_chain(path: Path | str, head: tuple[int, str] | None = None) -> VerifyReport:
-    """Check every line of the file; with `head`, also that the file still holds that line."""
+def verify_chain(
+    path: Path | str, head: tuple[int, str] | None = None, *, workers: int = 1
+) -> VerifyReport:
+    """Check every line of the file; with `head`, also that the file still holds that line.
+
+    With `workers` > 1 a large file is first checked on that many processes (only from a
+    process without threads: the CLI); any doubt falls back to the sequential check.
+    """
     path = Path(path)
     if head is not None and (head[0] < 0 or len(head[1]) != HASH_LENGTH):
         raise ValueError(f"a head is (seq >= 0, 64 hex digits), got {head!r}")
+    intact = verify_intact(path, head, workers) if workers > 1 else None
+    if intact is not None:
+        last_seq, last_hash = intact
+        return VerifyReport(
+            ok=True, lines=last_seq, last_seq=last_seq, last_hash=last_hash,
+            message=f"ok: {last_seq} lines, head {last_seq}:{last_hash}",
+        )
     fd = open_for_reading(path)
     try:
         return _verify(fd, path, head)

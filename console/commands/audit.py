@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _verify(path: Path, head_text: str | None) -> int:
     head = parse_head(head_text) if head_text is not None else None
-    report = verify_chain(path, head)
+    report = verify_chain(path, head, workers=os.cpu_count() or 1)
     if report.ok:
         print(report.message)
         return 0
