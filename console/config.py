@@ -20,7 +20,7 @@ from typing import Any
 import tomli_w
 
 from console.errors import ConsoleError
-from console.paths import config_file
+from console.paths import config_file, default_audit_path
 
 
 class ConfigError(ConsoleError):
@@ -55,6 +55,13 @@ class Config:
             if not audit_path.is_absolute():
                 audit_path = where.parent / audit_path
         return cls(theme=theme, audit_path=audit_path, source=where)
+
+
+def audit_path(cli_audit: str | None) -> Path:
+    """The audit file: `--audit`, else the config file's `audit`, else the XDG default."""
+    if cli_audit:
+        return Path(cli_audit).expanduser()
+    return Config.load().audit_path or default_audit_path()
 
 
 def save_theme(name: str, path: Path | None = None) -> None:

@@ -13,12 +13,12 @@ from console.audit.chain import format_head, parse_head
 from console.audit.reading import last_records, read_head
 from console.audit.summary import describe_record
 from console.audit.verify import verify_chain
+from console.config import audit_path
 from console.errors import UsageError
-from console.paths import default_audit_path
 
 
 def main(args: argparse.Namespace) -> int:
-    path = Path(args.path or getattr(args, "audit", None) or default_audit_path())
+    path = Path(args.path) if args.path else audit_path(getattr(args, "audit", None))
     command: str = args.audit_command
     if command == "verify":
         return _verify(path, args.head)

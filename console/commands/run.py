@@ -27,14 +27,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def audit_path_for(cli_audit: str | None, loaded: LoadedWorkflow | None) -> Path:
     """--audit, else the workflow's `[workflow] audit` (relative to its file), else the
     config file's `audit`, else the default."""
-    from console import paths
-    from console.config import Config
+    from console.config import audit_path
 
-    if cli_audit:
-        return Path(cli_audit).expanduser()
-    if loaded is not None and loaded.model.workflow.audit:
+    if not cli_audit and loaded is not None and loaded.model.workflow.audit:
         return (loaded.base_dir / Path(loaded.model.workflow.audit).expanduser()).resolve()
-    return Config.load().audit_path or paths.default_audit_path()
+    return audit_path(cli_audit)
 
 
 def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> EngineSettings:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from console.audit.log import read_records
+from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError, ControlError
-from console.paths import default_audit_path
 from console.run.control_client import request
 from console.run.control_server import run_state_to_json
 from console.run.events import UnknownEventError, event_from_json, parse_ts
@@ -151,7 +151,7 @@ def merge_live(folded: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, 
 
 
 def main(args: argparse.Namespace) -> int:
-    audit_path = Path(args.audit) if getattr(args, "audit", None) else default_audit_path()
+    audit_path = configured_audit_path(getattr(args, "audit", None))
     wanted: str | None = getattr(args, "run_id", None)
     runs = fold_audit(audit_path, wanted) if audit_path.exists() else {}
     if wanted is not None:

@@ -23,3 +23,23 @@ def test_unknown_subcommand_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_the_config_files_audit_path_is_where_audit_commands_look(tmp_path: Path) -> None:
+    import os
+
+    from console.audit.log import AuditLog
+
+    trail = tmp_path / "elsewhere" / "trail.jsonl"
+    with AuditLog(trail) as log:
+        record = log.append({"run": "r", "type": "step.ready", "step": "a", "data": {}})
+    config = tmp_path / "config" / "console" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'audit = "{trail}"\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    out = subprocess.run(
+        [sys.executable, "-m", "console", "audit", "head"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"1:{record['hash']}"
