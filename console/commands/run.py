@@ -9,18 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from console.run.exit_codes import EXIT_CODES
+
 if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
     from console.run.engine import Engine, EngineSettings
     from console.run.events import RunOutcome
     from console.workflow.loaded import LoadedWorkflow
 
-EXIT_CODES: dict[RunOutcome, int] = {
-    "succeeded": 0,
-    "failed": 1,
-    "denied": 3,
-    "cancelled": 130,
-    "interrupted": 130,
-}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

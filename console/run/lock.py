@@ -66,10 +66,6 @@ class WorkflowLock:
             os.close(self._fd)
             self._fd = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
 
 def _read_holder(fd: int) -> LockHolder | None:
     try:

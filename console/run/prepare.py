@@ -14,7 +14,7 @@ from console.errors import SecretError
 from console.run.executor import StepCommand
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.model import SECRET_REFERENCE
-from console.workflow.templating import render_argv
+from console.workflow.templating import render_argv, render_value
 
 MIN_SECRET_LENGTH = 4
 MASK = "***"
@@ -22,13 +22,7 @@ MASK = "***"
 
 def param_env(params: Mapping[str, object]) -> dict[str, str]:
     """Params as environment variables: `version` -> PARAM_VERSION."""
-    return {f"PARAM_{name.upper()}": _env_value(value) for name, value in params.items()}
-
-
-def _env_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return {f"PARAM_{name.upper()}": render_value(value) for name, value in params.items()}
 
 
 class StepPreparer:

@@ -93,10 +93,6 @@ class StepState:
     def finished(self) -> bool:
         return self.status in FINISHED
 
-    @property
-    def succeeded(self) -> bool:
-        return self.status in SUCCESSFUL
-
 
 @dataclass
 class RunState:

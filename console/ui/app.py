@@ -244,19 +244,6 @@ def make_app(
     return ConsoleApp(options, themes=themes, theme=chosen, remember_theme=remember_theme)
 
 
-def run_tui(
-    loaded: LoadedWorkflow,
-    params: dict[str, str | int | bool],
-    settings: EngineSettings,
-    theme: str | None = None,
-) -> int:
-    """`console run FILE`: open the UI and start the run. Returns the exit code: 0 all
-    succeeded, 1 failed, 3 denied, 130 interrupted or cancelled."""
-    app = make_app(loaded, params=params, settings=settings, theme=theme, start=True)
-    code = app.run()
-    return 1 if code is None else code
-
-
 def run_tui_path(
     path: Path | str,
     params: dict[str, str | int | bool],
@@ -265,8 +252,8 @@ def run_tui_path(
 ) -> int:
     """`console run FILE` with the file not yet loaded: the UI paints first, then loads the
     file, calls `settings_for(loaded)` (in the loading worker thread) and starts the run. A
-    file with errors shows them in place of the DAG; `q` then exits 1. Exit codes as
-    `run_tui`."""
+    file with errors shows them in place of the DAG; `q` then exits 1. Returns the exit
+    code: 0 all succeeded, 1 failed, 3 denied, 130 interrupted or cancelled."""
     app = make_app(path, params=params, settings=settings_for, theme=theme, start=True)
     code = app.run()
     return 1 if code is None else code

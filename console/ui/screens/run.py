@@ -27,6 +27,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from console.errors import ConsoleError, WorkflowError
+from console.run.exit_codes import EXIT_CODES
 from console.ui.widgets.header import RunHeader
 
 # The screen paints its shell (header, "loading FILE…", footer) before anything else loads:
@@ -50,13 +51,6 @@ EngineFactory = Callable[
     ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "Engine"
 ]
 SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
-EXIT_CODES: dict[str, int] = {
-    "succeeded": 0,
-    "failed": 1,
-    "denied": 3,
-    "cancelled": 130,
-    "interrupted": 130,
-}
 # A step that starts waiting takes the selection unless the person moved it this recently.
 QUIET_BEFORE_AUTOSELECT_S = 4.0
 
