@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from console.audit.log import read_records
 from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError, ControlError
 from console.run.control_client import request
 from console.run.control_server import run_state_to_json
-from console.run.events import UnknownEventError, event_from_json, parse_ts
+from console.run.events import parse_ts
+from console.run.history import fold_audit, pid_alive
 from console.run.state import FINISHED, RunState
 from console.workflow.model import format_duration
 
@@ -59,42 +58,6 @@ class RunView:
             started=self.state.get("started_ts"), finished=self.state.get("finished_ts"),
         )
         return out
-
-
-def fold_audit(path: Path, wanted: str | None = None) -> dict[str, RunState]:
-    """Every run in the audit file (or those whose id starts with `wanted`), folded in one pass.
-
-    Records of a type this version does not know (e.g. `audit.recovered_tail`) are skipped.
-    """
-    runs: dict[str, RunState] = {}
-    for record in read_records(path):
-        run_id = record.get("run")
-        if not isinstance(run_id, str) or not run_id:
-            continue  # e.g. the writer's own `audit.recovered_tail`, which belongs to no run
-        if wanted is not None and not run_id.startswith(wanted):
-            continue
-        try:
-            event = event_from_json(record)
-        except (UnknownEventError, TypeError, ValueError, KeyError):
-            continue
-        state = runs.get(run_id)
-        if state is None:
-            state = runs[run_id] = RunState(run_id=run_id)
-        state.apply(event)
-        seq = record.get("seq")
-        if isinstance(seq, int):
-            state.last_seq = seq
-    return runs
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
 
 
 def view_run(state: RunState, host: str | None = None) -> RunView:

@@ -5,38 +5,19 @@ Only successes carry over. Approvals never do: every gate not yet passed asks ag
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
-from console.audit.log import read_records
 from console.errors import ResumeError
-from console.run.events import UnknownEventError, event_from_json
-from console.run.state import SUCCESSFUL, RunState
+from console.run.history import fold_audit, pid_alive
+from console.run.state import SUCCESSFUL
 from console.workflow.loaded import LoadedWorkflow
-
-
-def load_run_state(audit_path: Path, run_id: str) -> RunState | None:
-    state: RunState | None = None
-    if not audit_path.exists():
-        return None
-    for record in read_records(audit_path):
-        if record.get("run") != run_id:
-            continue
-        try:
-            event = event_from_json(record)
-        except (UnknownEventError, TypeError, ValueError):
-            continue
-        if state is None:
-            state = RunState()
-        state.apply(event)
-    return state
 
 
 def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[str, str]:
     """The steps that succeeded in `run_id` (step -> run they first succeeded in)."""
-    old = load_run_state(audit_path, run_id)
-    if old is None or old.run_id is None:
+    old = fold_audit(audit_path, run_id).get(run_id) if audit_path.exists() else None
+    if old is None or old.status == "pending":
         raise ResumeError(
             f"run {run_id} is not in the audit trail {audit_path} — `console status` lists runs"
         )
@@ -44,7 +25,12 @@ def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[
         raise ResumeError(
             f"run {run_id} ran {old.workflow_path}, not {loaded.path}; resume it with that file"
         )
-    if old.status == "running" and _alive(old.pid) and old.host == socket.gethostname():
+    if (
+        old.status == "running"
+        and old.pid
+        and pid_alive(old.pid)
+        and old.host == socket.gethostname()
+    ):
         raise ResumeError(f"run {run_id} is still live (pid {old.pid}); wait for it or cancel it")
     changed = [
         path
@@ -67,15 +53,3 @@ def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[
             )
             reused[sid] = origin
     return reused
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
