@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import IO
 
 from console.run.events import (
@@ -112,13 +111,6 @@ class PlainPrinter:
         line = describe(event)
         if line is None:
             return
-        stamp = local_clock(event.ts)
+        stamp = parse_ts(event.ts).astimezone().strftime("%H:%M:%S")
         self.out.write(f"{stamp} {line}\n")
         self.out.flush()
-
-
-def local_clock(ts: str) -> str:
-    """HH:MM:SS in local time from an RFC 3339 UTC stamp (UTC itself needs no parsing)."""
-    if time.timezone == 0 and time.altzone == 0:
-        return ts[11:19]
-    return parse_ts(ts).astimezone().strftime("%H:%M:%S")

@@ -24,7 +24,9 @@ def utc_now() -> str:
 
 
 def parse_ts(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """The inverse of utc_now (fromisoformat: ~50x faster than strptime, used per event)."""
+    moment = datetime.fromisoformat(ts)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
