@@ -253,3 +253,23 @@ async def test_a_run_that_cannot_start_says_why_in_place(tmp_path: Path) -> None
     finally:
         lock.release()
     assert app.return_value == 1
+
+
+async def test_retry_after_the_run_resumes_it_keeping_its_successes(tmp_path: Path) -> None:
+    executor = ScriptedExecutor(exits={"flaky": 1})
+    app = gated_app(tmp_path, executor, text=RETRY, start=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.run_screen
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        first = screen.state.run_id
+        assert screen.state.status == "failed"
+        await pilot.press("escape")
+        executor.exits["flaky"] = 0
+        screen.dag.set_selected("flaky", by_person=True)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: screen.state.run_id not in (None, first)
+                       and screen.state.status == "succeeded")
+        assert screen.state.resumed_from == first
+        assert screen.state.steps["slow"].status == "reused"
+        assert executor.ran.count("slow") == 1
+        assert executor.ran.count("flaky") == 2

@@ -7,6 +7,7 @@ in a worker of group "engine"; the workflow file is watched by a worker of group
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import os
@@ -338,7 +339,7 @@ class RunScreen(Screen[None]):
             return
         self._start(values)
 
-    def _start(self, params: ParamValues) -> None:
+    def _start(self, params: ParamValues, resume_from: str | None = None) -> None:
         from console.run.state import RunState
 
         self.state = RunState()
@@ -346,17 +347,20 @@ class RunScreen(Screen[None]):
         if not self._changed_during_run:
             self.show_banner("")
         self.refresh_views()
-        self._run_engine(dict(params))
+        self._run_engine(dict(params), resume_from)
 
     def _engine_busy(self) -> bool:
         return any(w.group == "engine" and w.is_running for w in self.workers)
 
     @work(exclusive=True, group="engine", exit_on_error=False)
-    async def _run_engine(self, params: ParamValues) -> RunOutcome:
+    async def _run_engine(self, params: ParamValues, resume_from: str | None = None) -> RunOutcome:
         from console.ui.bridge import EventBridge
 
         assert self.loaded is not None and self.settings is not None
-        engine = self.options.engine_factory(self.loaded, params, self.settings)
+        settings = self.settings
+        if resume_from is not None:
+            settings = dataclasses.replace(settings, resume_from=resume_from)
+        engine = self.options.engine_factory(self.loaded, params, settings)
         self.engine = engine
         bridge = self.bridge = EventBridge(self.apply_events)
         engine.add_sink(bridge)
@@ -528,10 +532,26 @@ class RunScreen(Screen[None]):
         self.show_verdict(sid, verdict)
 
     def action_retry(self) -> None:
+        if self.engine is not None and not self.state.live and not self._engine_busy():
+            self._retry_after_the_run(self.engine)
+            return
         engine = self._live_engine()
         sid = self._selected_step() if engine is not None else None
         if engine is not None and sid is not None:
             self.show_verdict(sid, engine.retry_step(sid, os.getuid(), "tui"))
+
+    def _retry_after_the_run(self, finished: Engine) -> None:
+        """The run has ended: retrying a step resumes it (successes kept, gates asked again)."""
+        sid = self._selected_step()
+        step = self.state.steps.get(sid) if sid is not None else None
+        if sid is None or step is None:
+            return
+        if step.status not in ("failed", "error", "cancelled", "denied", "skipped"):
+            self.notify(f"{sid} {step.status.replace('_', ' ')}: nothing to retry.",
+                        severity="warning")
+            return
+        self.notify(f"Resuming run {finished.run_id}: its successes are kept, {sid} runs again.")
+        self._start(finished.params, resume_from=finished.run_id)
 
     def action_cancel(self) -> None:
         engine = self._live_engine()
