@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.run.exit_codes import EXIT_CODES
+from console.run.last_resort import ExitDeadline, keeps_default
 
 if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
     from console.run.engine import Engine, EngineSettings
@@ -66,25 +70,67 @@ def run_headless(
     from console.run.engine import Engine
 
     engine = Engine(loaded, params, settings=settings)
+    terminal = TerminalGuard()
     if sys.stdout.isatty():
         from rich.console import Console
 
         from console.commands.live_view import LivePrinter, steps_table
 
         console = Console()
-        with LivePrinter(console) as live:
+        with terminal, LivePrinter(console) as live:
             engine.add_sink(live)
             outcome = _run(engine)
-        console.print(steps_table(engine.state, title=f"run {engine.run_id}: {outcome}"))
+        with terminal:
+            console.print(steps_table(engine.state, title=f"run {engine.run_id}: {outcome}"))
     else:
         from console.commands.printer import PlainPrinter
 
         engine.add_sink(PlainPrinter())
         outcome = _run(engine)
+    with terminal:
+        _report_end(engine, settings)
+    return EXIT_CODES[outcome]
+
+
+def _report_end(engine: Engine, settings: EngineSettings) -> None:
+    broken = engine.audit_break
+    if broken is not None:
+        missing = ", ".join(str(u) for u in broken.unrecorded)
+        print(
+            f"console: the audit file {broken.path} could not be written ({broken.error}); "
+            "the run was stopped (fail closed) and started nothing more.\n"
+            f"console: not recorded in the audit trail: {missing}",
+            file=sys.stderr,
+        )
+        return
     if engine.audit is not None:
         seq, digest = engine.audit.head()
         print(f"audit head: {seq}:{digest} ({settings.audit_path})")
-    return EXIT_CODES[outcome]
+
+
+class TerminalGuard:
+    """Writes to a terminal that went away (EIO, EPIPE) must not fail the run's exit:
+    the first such error sends stdout and stderr to /dev/null and is otherwise ignored."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, OSError) and exc.errno in _GONE:
+            _silence_terminal()
+            return True
+        return False
+
+
+_GONE = (errno.EIO, errno.EPIPE, errno.ENXIO, errno.EBADF)
+
+
+def _silence_terminal() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _run(engine: Engine) -> RunOutcome:
@@ -93,10 +139,17 @@ def _run(engine: Engine) -> RunOutcome:
 
 async def _drive(engine: Engine) -> RunOutcome:
     loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, engine.interrupt, sig.name)
+    deadline = ExitDeadline()
+
+    def stop(sig: signal.Signals) -> None:
+        engine.interrupt(sig.name)
+        deadline.arm(engine.settle_within_s())
+
+    handled = [sig for sig in STOP_SIGNALS if keeps_default(sig)]
+    for sig in handled:
+        loop.add_signal_handler(sig, stop, sig)
     try:
         return await engine.run()
     finally:
-        for sig in STOP_SIGNALS:
+        for sig in handled:
             loop.remove_signal_handler(sig)

@@ -8,6 +8,8 @@ single-threaded on the asyncio loop: every state change happens in `_emit`, in o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import heapq
 import os
 import socket
@@ -27,7 +29,9 @@ from console.run.audit_sink import AuditSink
 from console.run.control import ControlServer
 from console.run.events import (
     Actor,
+    AuditFailed,
     CancelRequested,
+    CleanupsSkipped,
     Event,
     EventSink,
     GateEvaluated,
@@ -38,6 +42,7 @@ from console.run.events import (
     RunInterrupted,
     RunOutcome,
     RunStarted,
+    StepCancelled,
     StepDenied,
     StepFinished,
     StepReady,
@@ -46,9 +51,11 @@ from console.run.events import (
     StepStarted,
 )
 from console.run.executor import ExecResult, LocalExecutor, StepCommand
+from console.run.fanout import AuditBreak, SinkFanout
 from console.run.gates import GateAction, Gates, decision_policies
 from console.run.ids import new_run_id
 from console.run.lock import LockHolder, WorkflowLock
+from console.run.outcome import run_outcome
 from console.run.prepare import StepPreparer
 from console.run.resume import previous_run
 from console.run.state import SUCCESSFUL, RunState
@@ -99,7 +106,9 @@ class Engine:
         self._clock = clock or (lambda: datetime.now(UTC))
         self.run_id = new_run_id(self._clock())
         self.state = RunState()
-        self._sinks: list[EventSink] = list(sinks)
+        self._fanout = SinkFanout(self._audit_failed)
+        for sink in sinks:
+            self._fanout.add(sink)
         self._executor: Executor = executor or LocalExecutor(grace_s=self.settings.grace_s)
         self.initiator: Identity = identity_for_uid(
             os.getuid() if initiator_uid is None else initiator_uid
@@ -126,7 +135,12 @@ class Engine:
         self._unfinished = 0
         self._attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping: RunOutcome | None = None
+        # Why the run is stopping ("cancelled by alice", "interrupted by SIGTERM"); once set,
+        # only `if = "always"` steps still start, and only while cleanups are allowed.
+        self._stopping: str | None = None
+        self._cleanups_allowed = True
+        self._cleanup_timer: asyncio.TimerHandle | None = None
+        self._cleanup_deadline: float | None = None
         self._done = asyncio.Event()
         self._closed = False
         self._preparer: StepPreparer | None = None
@@ -136,12 +150,21 @@ class Engine:
     # --- sinks -----------------------------------------------------------------------
 
     def add_sink(self, sink: EventSink) -> None:
-        self._sinks.append(sink)
+        self._fanout.add(sink)
+
+    @property
+    def audit_break(self) -> AuditBreak | None:
+        """Set when the audit file failed: which file, why, and what it does not hold."""
+        return self._fanout.audit_break
 
     def _emit(self, event: Event) -> None:
         self.state.apply(event)
-        for sink in self._sinks:
-            sink.publish(event)
+        self._fanout.publish(event)
+
+    def _audit_failed(self, failure: AuditBreak) -> None:
+        """Nothing more may happen that the trail cannot hold: stop, run no cleanups."""
+        self._emit(AuditFailed(run=self.run_id, path=failure.path, error=failure.error))
+        self._stop("stopped: the audit file failed", cleanups=False)
 
     def _actor(self, uid: int, via: str) -> tuple[Identity, Actor]:
         identity = identity_for_uid(uid)
@@ -160,7 +183,7 @@ class Engine:
         server: ControlServer | None = None
         try:
             self.audit = AuditLog(self.settings.audit_path, fsync_always=self.settings.fsync_always)
-            self._sinks.insert(0, AuditSink(self.audit))
+            self._fanout.set_audit(AuditSink(self.audit))
             run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             socket_path = (
                 paths.control_socket_path(self.run_id) if self.settings.control_socket else None
@@ -177,7 +200,10 @@ class Engine:
             self._begin(reused)
             await self._done.wait()
         except asyncio.CancelledError:
-            self._stop("cancelled")
+            # Whoever drove the run went away (the UI closed): that is an interruption.
+            if self.state.interrupted_by is None:
+                self._emit(RunInterrupted(run=self.run_id, signal="exit"))
+            self._stop("interrupted: the console closed", cleanups=False)
             raise
         finally:
             await self._wind_down(server, lock)
@@ -238,6 +264,8 @@ class Engine:
         self._closed = True
         for timer in self._retry_timers.values():
             timer.cancel()
+        if self._cleanup_timer is not None:
+            self._cleanup_timer.cancel()
         self._gates.stop_timers()
         if self._running or self._tasks:
             for sid in list(self._running):
@@ -265,27 +293,29 @@ class Engine:
                 duration_s=round(time.monotonic() - self._started_at, 6),
             )
         )
-        self.audit.close()
+        with contextlib.suppress(Exception):  # run.finished was fsynced when appended
+            self.audit.close()
 
     def _outcome(self) -> RunOutcome:
-        if self._stopping is not None:
-            return self._stopping
-        statuses = {st.status for st in self.state.steps.values()}
-        if "denied" in statuses:
-            return "denied"
-        if statuses & FAILED or "cancelled" in statuses:
-            return "failed"
-        return "succeeded"
+        return run_outcome(self.state)
 
     # --- scheduling ------------------------------------------------------------------
 
+    def _is_cleanup(self, sid: str) -> bool:
+        return self.loaded.steps[sid].if_ == "always"
+
+    def _goes_on(self, sid: str) -> bool:
+        """May `sid` still start or go on running? Only cleanups do, once the run stops."""
+        return self._stopping is None or (self._cleanups_allowed and self._is_cleanup(sid))
+
     def _make_ready(self, sid: str) -> None:
         """All of `sid`'s needs are finished: skip it, or gate it, or queue it."""
-        if self._stopping is not None:
-            self._skip(sid, f"run {self._stopping}")
-            return
         if sid in self._cancelled:
-            self._skip(sid, "cancelled before it started")
+            self._emit(StepCancelled(run=self.run_id, step=sid, reason="cancelled before it ran"))
+            self._step_finished(sid)
+            return
+        if not self._goes_on(sid):
+            self._skip(sid, self._not_started_reason())
             return
         blocked = self._condition_unmet(sid)
         if blocked is not None:
@@ -350,6 +380,8 @@ class Engine:
             started = True
             self._emit(self._step_started(sid, attempt, cmd, pid))
 
+        if self._is_cleanup(sid):
+            cmd = dataclasses.replace(cmd, timeout_s=self._cleanup_bound(step.timeout))
         try:
             result = await self._executor.run(cmd, on_started=on_started)
         except Exception as exc:  # the executor's own bug must not hang the run
@@ -364,7 +396,7 @@ class Engine:
         retry = (
             result.outcome in FAILED
             and attempt < step.retry.attempts
-            and self._stopping is None
+            and self._goes_on(sid)
             and sid not in self._cancelled
             and not self._closed
         )
@@ -405,10 +437,17 @@ class Engine:
 
     def _retry_due(self, sid: str) -> None:
         self._retry_timers.pop(sid, None)
-        if self._stopping is not None or sid in self._cancelled:
-            self._skip(sid, "cancelled before its next attempt")
+        if sid in self._cancelled:
+            self._cancel_unstarted(sid, "cancelled before its next attempt")
+            return
+        if not self._goes_on(sid):
+            self._skip(sid, self._not_started_reason())
             return
         self._enqueue(sid)
+
+    def _cancel_unstarted(self, sid: str, reason: str) -> None:
+        self._emit(StepCancelled(run=self.run_id, step=sid, reason=reason))
+        self._step_finished(sid)
 
     def _skip(self, sid: str, reason: str) -> None:
         self._emit(StepSkipped(run=self.run_id, step=sid, reason=reason))
@@ -476,18 +515,19 @@ class Engine:
             return Verdict(False, f"step {step!r} has already finished ({status})")
         self._cancelled.add(step)
         self._emit(CancelRequested(run=self.run_id, step=step, actor=actor, target="step"))
+        why = f"cancelled by {actor.user}"
         if step in self._running:
             self._executor.cancel(step)
         elif step in self._gates:
-            self._gates.close(step, "cancelled", f"cancelled by {actor.user}")
-            self._skip(step, f"cancelled by {actor.user}")
+            self._gates.close(step, "cancelled", why)
+            self._cancel_unstarted(step, why)
         elif step in self._retry_timers:
             self._retry_timers.pop(step).cancel()
-            self._skip(step, f"cancelled by {actor.user}")
+            self._cancel_unstarted(step, why)
         elif any(sid == step for _, sid in self._queue):
             self._queue = [(r, s) for r, s in self._queue if s != step]
             heapq.heapify(self._queue)
-            self._skip(step, f"cancelled by {actor.user}")
+            self._cancel_unstarted(step, why)
         return Verdict(True, f"cancelling {step}")
 
     def cancel_run(self, uid: int, via: str) -> Verdict:
@@ -504,33 +544,94 @@ class Engine:
             )
         if self._closed or self._done.is_set():
             return Verdict(False, f"run {self.run_id} has already finished")
+        if self._stopping is not None:
+            return Verdict(False, f"run {self.run_id} is already stopping ({self._stopping})")
         self._emit(CancelRequested(run=self.run_id, actor=actor, target="run"))
-        self._stop("cancelled")
+        self._stop(f"cancelled by {actor.user}")
         return Verdict(True, f"cancelling run {self.run_id}")
 
     def interrupt(self, signal_name: str) -> None:
-        """A signal (SIGTERM, SIGHUP, SIGINT) stops the run; the steps are killed and recorded."""
-        if self._stopping is not None or self._closed:
+        """A signal (SIGTERM, SIGHUP, SIGINT) stops the run: running steps are stopped,
+        nothing new starts but the `if = "always"` cleanups. A signal while the run is
+        already stopping abandons the cleanups too."""
+        if self._closed:
             return
-        self._emit(RunInterrupted(run=self.run_id, signal=signal_name))
-        self._stop("interrupted")
+        first = self._stopping is None
+        if self.state.interrupted_by is None:
+            self._emit(RunInterrupted(run=self.run_id, signal=signal_name))
+        if first:
+            self._stop(f"interrupted by {signal_name}")
+        elif self._cleanups_allowed:
+            pending = tuple(
+                sid for sid, st in self.state.steps.items()
+                if self._is_cleanup(sid) and not st.finished
+            )
+            self._emit(CleanupsSkipped(run=self.run_id, signal=signal_name, steps=pending))
+            self._stop(f"interrupted again by {signal_name}", cleanups=False)
 
-    def _stop(self, outcome: RunOutcome) -> None:
-        if self._stopping is not None:
-            return
-        self._stopping = outcome
+    def settle_within_s(self) -> float:
+        """How long the run may still take after a stop: the cleanups' budget (if they may
+        still run), then the grace for stopping processes."""
+        budget = self.settings.grace_s + 5.0
+        if self._cleanups_allowed and self._cleanup_deadline is not None:
+            budget += max(0.0, self._cleanup_deadline - time.monotonic())
+        return budget
+
+    def _not_started_reason(self) -> str:
+        if self._stopping is not None and not self._cleanups_allowed and self._cleanup_expired:
+            return f"cleanup_timeout ran out (run {self._stopping})"
+        return f"run {self._stopping}"
+
+    @property
+    def _cleanup_expired(self) -> bool:
+        return self._cleanup_deadline is not None and time.monotonic() >= self._cleanup_deadline
+
+    def _cleanup_bound(self, own_timeout: float | None) -> float:
+        """An `if = "always"` attempt runs at most cleanup_timeout, and after a stop no
+        longer than what is left of the cleanup budget."""
+        bound = self.loaded.model.workflow.cleanup_timeout
+        if self._cleanup_deadline is not None:
+            bound = min(bound, max(0.0, self._cleanup_deadline - time.monotonic()))
+        return bound if own_timeout is None else min(bound, own_timeout)
+
+    def _stop(self, why: str, *, cleanups: bool = True) -> None:
+        """Start nothing new but cleanups (if `cleanups`), stop what runs, skip the rest.
+
+        Called again while stopping, it can only tighten: `cleanups=False` abandons them.
+        """
+        if self._stopping is None:
+            self._stopping = why
+            budget = self.loaded.model.workflow.cleanup_timeout
+            self._cleanup_deadline = time.monotonic() + budget
+            loop = asyncio.get_running_loop()
+            self._cleanup_timer = loop.call_later(budget, self._cleanups_out_of_time)
+        if not cleanups:
+            self._cleanups_allowed = False
+        reason = f"run {self._stopping}"
         for sid in self._gates:
-            self._gates.close(sid, "cancelled", f"run {outcome}")
-            self._skip(sid, f"run {outcome} while waiting for approval")
+            if not self._goes_on(sid):
+                self._gates.close(sid, "cancelled", reason)
+                self._skip(sid, f"{reason} while waiting for approval")
         for sid, timer in list(self._retry_timers.items()):
-            timer.cancel()
-            del self._retry_timers[sid]
-            self._skip(sid, f"run {outcome} before its next attempt")
+            if not self._goes_on(sid):
+                timer.cancel()
+                del self._retry_timers[sid]
+                self._skip(sid, f"{reason} before its next attempt")
         queued, self._queue = self._queue, []
-        for _, sid in sorted(queued):
-            self._skip(sid, f"run {outcome} before it started")
+        for rank, sid in sorted(queued):
+            if self._goes_on(sid):
+                heapq.heappush(self._queue, (rank, sid))
+            else:
+                self._skip(sid, f"{reason} before it started")
         for sid in list(self._running):
-            self._executor.cancel(sid)
+            if not self._goes_on(sid):
+                self._executor.cancel(sid)
+        self._pump()
+
+    def _cleanups_out_of_time(self) -> None:
+        self._cleanup_timer = None
+        if self._cleanups_allowed and not self._closed:
+            self._stop(self._stopping or "stopping", cleanups=False)
 
     def retry_step(self, step: str, uid: int, via: str) -> Verdict:
         if step not in self.loaded.steps:

@@ -201,6 +201,41 @@ class StepDenied(Event):
     policies: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class StepCancelled(Event):
+    """A person cancelled the step before it ran: at its gate, queued, or between attempts.
+
+    (A step cancelled while running ends with a step.finished whose outcome is cancelled.)
+    """
+
+    type: ClassVar[str] = "step.cancelled"
+    durable: ClassVar[bool] = True
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupsSkipped(Event):
+    """A second stop signal: the `if = "always"` steps still to run or running are abandoned."""
+
+    type: ClassVar[str] = "run.cleanups_skipped"
+    durable: ClassVar[bool] = True
+    signal: str
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditFailed(Event):
+    """The audit file could not be written: the run stops (fail closed).
+
+    Never audited (the file is what failed); the terminal and the UI show it.
+    """
+
+    type: ClassVar[str] = "audit.failed"
+    audited: ClassVar[bool] = False
+    path: str
+    error: str
+
+
 # --- gates -----------------------------------------------------------------------------
 
 
@@ -244,6 +279,16 @@ class ApprovalRefused(Event):
     durable: ClassVar[bool] = True
     action: Literal["approve", "deny", "override", "cancel"]
     why: str
+    # How many refusals this record stands for. Repeated refusals of one uid are coalesced
+    # (console/run/refusals.py): this one, the last of them, carries their number. Written
+    # only when above 1, so a single refusal's record is what it always was.
+    count: int = 1
+
+    def data(self) -> dict[str, Any]:
+        data = super().data()
+        if self.count == 1:
+            del data["count"]
+        return data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,6 +345,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepOutput,
         StepFinished,
         StepDenied,
+        StepCancelled,
+        CleanupsSkipped,
+        AuditFailed,
         GateEvaluated,
         GateOpened,
         ApprovalGiven,

@@ -11,6 +11,7 @@ from pathlib import Path
 from console.errors import ResumeError
 from console.run.history import fold_audit, pid_alive
 from console.run.state import SUCCESSFUL
+from console.workflow.graph import topological_order
 from console.workflow.loaded import LoadedWorkflow
 
 
@@ -43,13 +44,20 @@ def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[
             f"cannot resume run {run_id}: {what} changed since it ran (SHA-256 differs); "
             "approvals and results bind to the files as they were — start a new run instead"
         )
+    # A step is reused only if everything it needs is reused too: a step downstream of
+    # one that runs again (an `if = "always"` cleanup after a denial, say) runs again
+    # after it, and gets an outcome of its own.
     reused: dict[str, str] = {}
-    for sid, step in old.steps.items():
-        if sid in loaded.steps and step.status in SUCCESSFUL:
-            origin = (
-                step.reason.removeprefix("succeeded in run ")
-                if step.status == "reused" and step.reason
-                else run_id
-            )
-            reused[sid] = origin
+    for sid in topological_order(loaded.steps):
+        step = old.steps.get(sid)
+        if step is None or step.status not in SUCCESSFUL:
+            continue
+        if not all(need in reused for need in loaded.steps[sid].needs):
+            continue
+        origin = (
+            step.reason.removeprefix("succeeded in run ")
+            if step.status == "reused" and step.reason
+            else run_id
+        )
+        reused[sid] = origin
     return reused

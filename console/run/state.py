@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from console.run.events import (
     ApprovalGiven,
+    AuditFailed,
+    CancelRequested,
     Event,
     GateClosed,
     GateEvaluated,
@@ -21,6 +23,7 @@ from console.run.events import (
     RunFinished,
     RunInterrupted,
     RunStarted,
+    StepCancelled,
     StepDenied,
     StepFinished,
     StepOutput,
@@ -112,6 +115,8 @@ class RunState:
     finished_ts: str | None = None
     status: RunStatus = "pending"
     interrupted_by: str | None = None
+    cancelled_by: str | None = None  # who cancelled the whole run
+    audit_error: str | None = None  # the audit file failed: the run stopped, fail closed
     steps: dict[str, StepState] = field(default_factory=dict)
     last_seq: int = 0
 
@@ -166,13 +171,30 @@ def _run_started(state: RunState, e: RunStarted) -> None:
 
 def _run_finished(state: RunState, e: RunFinished) -> None:
     state.finished_ts = e.ts
-    if state.status != "interrupted":
-        state.status = e.outcome
+    state.status = e.outcome
 
 
 def _run_interrupted(state: RunState, e: RunInterrupted) -> None:
     state.status = "interrupted"
     state.interrupted_by = e.signal
+
+
+def _cancel_requested(state: RunState, e: CancelRequested) -> None:
+    if e.target == "run":
+        state.cancelled_by = e.actor.user if e.actor is not None else "someone"
+
+
+def _audit_failed(state: RunState, e: AuditFailed) -> None:
+    state.audit_error = f"{e.path}: {e.error}"
+
+
+def _step_cancelled(state: RunState, e: StepCancelled) -> None:
+    assert e.step is not None
+    step = state.step(e.step)
+    step.status = "cancelled"
+    step.reason = e.reason
+    step.finished_ts = e.ts
+    step.gate_deadline = None
 
 
 def _step_ready(state: RunState, e: StepReady) -> None:
@@ -300,6 +322,9 @@ _HANDLERS: dict[type[Event], Any] = {
     RunStarted: _run_started,
     RunFinished: _run_finished,
     RunInterrupted: _run_interrupted,
+    CancelRequested: _cancel_requested,
+    AuditFailed: _audit_failed,
+    StepCancelled: _step_cancelled,
     StepReady: _step_ready,
     StepReused: _step_reused,
     StepSkipped: _step_skipped,

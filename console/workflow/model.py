@@ -89,6 +89,8 @@ class WorkflowMeta(Strict):
     lock: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     audit: str | None = None
     policies: list[str] = Field(default_factory=list)
+    # How long `if = "always"` steps may take, each attempt and in all after a stop.
+    cleanup_timeout: Duration = 300.0
 
 
 class Param(Strict):
