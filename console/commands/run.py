@@ -97,9 +97,10 @@ def _report_end(engine: Engine, settings: EngineSettings) -> None:
     if broken is not None:
         missing = ", ".join(str(u) for u in broken.unrecorded)
         print(
-            f"console: the audit file {broken.path} could not be written ({broken.error}); "
-            "the run was stopped (fail closed) and started nothing more.\n"
-            f"console: not recorded in the audit trail: {missing}",
+            f"console: {broken.error}\n"
+            "console: the run was stopped (fail closed): nothing more started, running steps "
+            "were stopped, no cleanup ran.\n"
+            f"console: not recorded in {broken.path}: {missing}",
             file=sys.stderr,
         )
         return
