@@ -1,4 +1,7 @@
-"""Byte-level access to an audit file: opening it with clear errors, reading it backwards."""
+"""Byte-level access to an audit file: reading it backwards, counting lines, I/O errors.
+
+Opening it (safely) is opening.py's job.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +16,6 @@ BACKWARD_CHUNK = 64 * 1024
 # Reading backwards starts small (a writer wants two lines of ~0.5 KiB) and doubles.
 FIRST_BACKWARD_CHUNK = 4 * 1024
 FORWARD_CHUNK = 4 * 1024 * 1024
-
-
-def open_for_reading(path: Path) -> int:
-    """A read-only fd on the audit file, or an AuditError that says what to do instead."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise AuditError(
-            f"{path}: no audit file there — runs create it on their first event; "
-            "pass the path of an existing audit file"
-        ) from None
-    except IsADirectoryError:
-        raise AuditError(f"{path} is a directory — pass the audit file inside it") from None
-    except PermissionError:
-        raise AuditError(
-            f"{path}: permission denied — run as the file's owner or ask them for a copy"
-        ) from None
-    except OSError as exc:
-        raise AuditError(f"cannot open {path}: {exc.strerror}") from None
-    try:
-        os.read(fd, 0)
-    except IsADirectoryError:
-        os.close(fd)
-        raise AuditError(f"{path} is a directory — pass the audit file inside it") from None
-    return fd
 
 
 def io_error(path: Path, exc: OSError, doing: str) -> AuditError:

@@ -13,6 +13,7 @@ from typing import Any
 from watchfiles import Change, awatch
 
 from console.audit.files import FORWARD_CHUNK
+from console.audit.opening import open_existing
 from console.errors import AuditError
 
 # A change notice can be missed between reading the file and the watcher starting; looking
@@ -32,7 +33,8 @@ async def follow(
 
     Starts at the file's end (its start with `from_start`, or byte `offset`). A file that
     does not exist yet is waited for; a file replaced (rotated) or truncated is read again
-    from its start.
+    from its start. Raises AuditError if the path is (or becomes) a symbolic link or
+    anything but a regular file.
     """
     async for record, _line in follow_lines(path, from_start, stop, offset=offset):
         yield record
@@ -100,7 +102,7 @@ class _Reader:
         self.position = 0
         self.partial = b""
         try:
-            size = os.stat(path).st_size
+            size = os.lstat(path).st_size
         except FileNotFoundError:
             size = 0
         # None: from the end as it is now.
@@ -109,7 +111,8 @@ class _Reader:
 
     def read_new(self) -> list[tuple[dict[str, Any], bytes]]:
         try:
-            inode = os.stat(self.path).st_ino
+            # lstat: a link put in the file's place is a change (and is refused), not followed.
+            inode = os.lstat(self.path).st_ino
         except FileNotFoundError:
             inode = -1
         records: list[tuple[dict[str, Any], bytes]] = []
@@ -133,11 +136,9 @@ class _Reader:
 
     def _open(self) -> None:
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            self.fd = open_existing(self.path)  # a regular file, never through a link
         except FileNotFoundError:
             return
-        except OSError as exc:
-            raise AuditError(f"cannot follow {self.path}: {exc.strerror}") from None
         self.inode = os.fstat(self.fd).st_ino
         # The file that was there when following began starts at `start`; any later one is
         # new, so all of it is.

@@ -19,6 +19,7 @@ from typing import Any
 
 from console.audit.chain import GENESIS, entry_body, seal
 from console.audit.files import io_error
+from console.audit.opening import create_beside, open_for_appending
 from console.audit.reading import TailState, read_head, read_records, scan_tail
 from console.audit.verify import VerifyReport, verify_chain
 from console.errors import AuditError
@@ -33,14 +34,12 @@ __all__ = [
     "verify_chain",
 ]
 
-_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-
-
 class AuditLog:
     """Appends events to one audit file; safe to share the file with other processes."""
 
     def __init__(self, path: Path | str, fsync_always: bool = False) -> None:
+        """Open the file now (creating it 0600, its directory 0700), so that a path unfit
+        for the trail fails before anything relies on it (see opening.py for the rules)."""
         self.path = Path(path)
         self.fsync_always = fsync_always
         self._lock = threading.Lock()
@@ -51,6 +50,7 @@ class AuditLog:
         self._known_size = -1
         self._seq = 0
         self._hash = GENESIS
+        self._current_fd()
 
     def append(self, entry: Mapping[str, Any], sync: bool = False) -> dict[str, Any]:
         """Write `entry` (an event's to_json()) as the next line; return the full record.
@@ -107,7 +107,8 @@ class AuditLog:
     def _current_fd(self) -> int:
         """The open fd, reopened when the path now names another file (moved or rotated)."""
         try:
-            inode = os.stat(self.path).st_ino
+            # lstat: a link put in the file's place is a change (and is refused), not followed.
+            inode = os.lstat(self.path).st_ino
         except FileNotFoundError:
             inode = -1
         except OSError as exc:
@@ -117,17 +118,11 @@ class AuditLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, _OPEN_FLAGS, 0o600)
-        except IsADirectoryError:
-            raise AuditError(f"{self.path} is a directory — pass the audit file's path") from None
-        except OSError as exc:
-            raise io_error(self.path, exc, "open") from None
+        fd, created = open_for_appending(self.path)
         self._fd = fd
         self._inode = os.fstat(fd).st_ino
         self._known_size = -1
-        if inode == -1:
+        if created:
             _sync_directory(self.path.parent)
         return fd
 
@@ -153,21 +148,16 @@ class AuditLog:
 
     def _keep_torn(self, torn: bytes, torn_seq: int) -> Path:
         name = f"{self.path.name}.torn-{torn_seq}"
-        candidate = self.path.with_name(name)
-        attempt = 1
-        while True:
-            try:
-                keep = os.open(candidate, _NEW_FILE_FLAGS, 0o600)
-                break
-            except FileExistsError:
-                attempt += 1
-                candidate = self.path.with_name(f"{name}.{attempt}")
+        candidate, attempt = name, 1
+        while (keep := create_beside(self.path, candidate)) is None:
+            attempt += 1
+            candidate = f"{name}.{attempt}"
         try:
             os.write(keep, torn)
             os.fsync(keep)
         finally:
             os.close(keep)
-        return candidate
+        return self.path.with_name(candidate)
 
     def _write(self, fd: int, body: dict[str, Any], sync: bool) -> dict[str, Any]:
         record, line = seal(body, self._seq + 1, self._hash)

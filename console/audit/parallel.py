@@ -16,8 +16,11 @@ from pathlib import Path
 
 from console.audit.chain import GENESIS, inspect_span
 from console.audit.files import FORWARD_CHUNK
+from console.audit.opening import open_for_reading
+from console.errors import AuditError
 
 MIN_PARALLEL_BYTES = 32 * 1024 * 1024
+BOUNDARY_CHUNK = 64 * 1024
 
 # (lines, first seq, first prev, last hash, hash at the kept head's seq if in range)
 RangeFacts = tuple[int, int, bytes, bytes, bytes | None]
@@ -28,15 +31,27 @@ def verify_intact(
     head: tuple[int, str] | None,
     workers: int,
     min_bytes: int = MIN_PARALLEL_BYTES,
+    *,
+    identity: tuple[int, int] | None = None,
 ) -> tuple[int, str] | None:
-    """(last seq, last hash) when every line verifies and `head` matches; else None."""
+    """(last seq, last hash) when every line verifies and `head` matches; else None.
+
+    The file is opened as the sequential verifier opens it (a regular file, no link); every
+    worker checks it opened the same file (`identity`: st_dev, st_ino, if given).
+    """
+    if workers < 2:
+        return None
+    fd = open_for_reading(path)
     try:
-        size = path.stat().st_size
-        if workers < 2 or size < max(min_bytes, 1):
+        info = os.fstat(fd)
+        identity = identity or (info.st_dev, info.st_ino)
+        if (info.st_dev, info.st_ino) != identity or info.st_size < max(min_bytes, 1):
             return None
-        bounds = _split(path, size, workers)
+        bounds = _split(fd, info.st_size, workers)
     except OSError:
         return None
+    finally:
+        os.close(fd)
     if bounds is None:
         return None
     head_seq = head[0] if head is not None else -1
@@ -49,6 +64,7 @@ def verify_intact(
                 [start for start, _ in ranges],
                 [end for _, end in ranges],
                 [head_seq] * len(ranges),
+                [identity] * len(ranges),
             )
         )
     expected, prev, kept = 1, GENESIS.encode("ascii"), None
@@ -71,23 +87,33 @@ def verify_intact(
     return last_seq, prev.decode("ascii")
 
 
-def _split(path: Path, size: int, workers: int) -> list[int] | None:
-    with path.open("rb") as file:
-        file.seek(size - 1)
-        if file.read(1) != b"\n":
-            return None  # a torn or growing tail: the sequential verifier handles it
-        bounds = [0]
-        for part in range(1, workers):
-            file.seek(size * part // workers)
-            file.readline()
-            bounds.append(max(file.tell(), bounds[-1]))
-        bounds.append(size)
+def _split(fd: int, size: int, workers: int) -> list[int] | None:
+    if os.pread(fd, 1, size - 1) != b"\n":
+        return None  # a torn or growing tail: the sequential verifier handles it
+    bounds = [0]
+    for part in range(1, workers):
+        at = size * part // workers
+        newline = -1
+        while newline < 0 and at < size:
+            chunk = os.pread(fd, min(BOUNDARY_CHUNK, size - at), at)
+            newline = chunk.find(b"\n")
+            at += len(chunk) if newline < 0 else newline + 1
+        bounds.append(max(at, bounds[-1]))
+    bounds.append(size)
     return bounds
 
 
-def _check_range(path: str, start: int, end: int, head_seq: int) -> RangeFacts | None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _check_range(
+    path: str, start: int, end: int, head_seq: int, identity: tuple[int, int]
+) -> RangeFacts | None:
     try:
+        fd = open_for_reading(Path(path))
+    except AuditError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != identity:
+            return None  # replaced since the parent looked: let the sequential check decide
         os.lseek(fd, start, os.SEEK_SET)
         lines, first_seq, first_prev, prev = 0, 0, b"", b""
         at_head: bytes | None = None

@@ -17,9 +17,9 @@ from console.audit.files import (
     count_lines,
     io_error,
     lines_backwards,
-    open_for_reading,
     torn_start,
 )
+from console.audit.opening import open_for_reading
 from console.errors import AuditError
 
 

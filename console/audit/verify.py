@@ -9,12 +9,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from console.audit.chain import GENESIS, HASH_LENGTH, inspect_line, inspect_span
-from console.audit.files import FORWARD_CHUNK, io_error, open_for_reading
+from console.audit.files import FORWARD_CHUNK, io_error
+from console.audit.opening import open_for_reading, writable_warning
 from console.audit.parallel import verify_intact
 
 BadKind = Literal[
@@ -39,6 +40,8 @@ class VerifyReport:
     first_bad_line: int | None = None  # 1-based
     kind: BadKind | None = None
     message: str = ""
+    # Set when others could write the file, so it could have been rewritten (see opening.py).
+    warning: str = ""
 
     @property
     def head(self) -> str:
@@ -52,24 +55,34 @@ def verify_chain(
 
     With `workers` > 1 a large file is first checked on that many processes (only from a
     process without threads: the CLI); any doubt falls back to the sequential check.
+    Raises AuditError for anything but a regular file (a FIFO or a device is not read, a
+    symbolic link is not followed); a file others can write is verified, with a `warning`.
     """
     path = Path(path)
     if head is not None and (head[0] < 0 or len(head[1]) != HASH_LENGTH):
         raise ValueError(f"a head is (seq >= 0, 64 hex digits), got {head!r}")
-    intact = verify_intact(path, head, workers) if workers > 1 else None
-    if intact is not None:
-        last_seq, last_hash = intact
-        return VerifyReport(
-            ok=True, lines=last_seq, last_seq=last_seq, last_hash=last_hash,
-            message=f"ok: {last_seq} lines, head {last_seq}:{last_hash}",
-        )
     fd = open_for_reading(path)
     try:
-        return _verify(fd, path, head)
+        warning = writable_warning(fd, path)
+        info = os.fstat(fd)
+        identity = (info.st_dev, info.st_ino)
+        intact = verify_intact(path, head, workers, identity=identity) if workers > 1 else None
+        if intact is not None:
+            last_seq, last_hash = intact
+            report = VerifyReport(
+                ok=True, lines=last_seq, last_seq=last_seq, last_hash=last_hash,
+                message=f"ok: {last_seq} lines, head {last_seq}:{last_hash}",
+            )
+        else:
+            report = _verify(fd, path, head)
     except OSError as exc:
         raise io_error(path, exc, "read") from None
     finally:
         os.close(fd)
+    if warning:
+        # Group or world write permission: the chain may hold, yet prove less.
+        report = replace(report, warning=warning, message=f"{report.message}; {warning}")
+    return report
 
 
 def _verify(fd: int, path: Path, head: tuple[int, str] | None) -> VerifyReport:

@@ -169,11 +169,11 @@ def test_head_of_a_new_file_is_genesis(tmp_path: Path) -> None:
         assert log.head() == (0, "0" * 64)
 
 
-def test_directory_in_the_way_is_a_clear_error(tmp_path: Path) -> None:
+def test_directory_in_the_way_is_a_clear_error_when_the_writer_opens(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     path.mkdir()
-    with AuditLog(path) as log, pytest.raises(AuditError, match="is a directory"):
-        log.append(entry(1))
+    with pytest.raises(AuditError, match="is a directory"):
+        AuditLog(path)
 
 
 def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
@@ -181,8 +181,8 @@ def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
         pytest.skip("root can write anywhere")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with AuditLog(locked / "audit.jsonl") as log, pytest.raises(AuditError, match="cannot open"):
-        log.append(entry(1))
+    with pytest.raises(AuditError, match="permission denied"):
+        AuditLog(locked / "audit.jsonl")
 
 
 def test_records_read_back_as_json(tmp_path: Path) -> None:
