@@ -45,7 +45,8 @@ class AuditError(ConsoleError):
 
 
 class LockError(ConsoleError):
-    """The workflow's lock is held by another run on this host."""
+    """The workflow's lock cannot be taken: a run or another process on this host holds it
+    (the message says which, with its pid and owner), or its name is not a valid lock name."""
 
 
 class ResumeError(ConsoleError):
