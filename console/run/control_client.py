@@ -5,6 +5,7 @@ The client sends no identity: the server reads it from the connection (SO_PEERCR
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -21,6 +22,9 @@ from console.paths import control_socket_path
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _LIST_HINT = "`console status` lists live runs"
+# A run answers "busy" when a connection limit is reached; ask again after these pauses.
+_BUSY_FIRST_PAUSE_S = 0.05
+_BUSY_MAX_PAUSE_S = 0.5
 
 
 def request(
@@ -57,11 +61,36 @@ def request(
         )
     deadline = time.monotonic() + timeout
     line = json.dumps(dict(payload)).encode("utf-8") + b"\n"
+    pause = _BUSY_FIRST_PAUSE_S
+    while True:
+        answer = _ask_once(run_id, path, line, timeout, deadline)
+        if answer is not None and answer.get("error") != "busy":
+            return answer
+        # Busy: over a connection limit, or the backlog is full. Try again while time is left.
+        if time.monotonic() + pause >= deadline:
+            why = str(answer.get("message", "")) if answer is not None else "its backlog is full"
+            raise ControlError(
+                f"run {run_id} is too busy to answer on {path} ({why}); try again, or see "
+                f"`console status {run_id}`"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, _BUSY_MAX_PAUSE_S)
+
+
+def _ask_once(
+    run_id: str, path: Path, line: bytes, timeout: float, deadline: float
+) -> dict[str, Any] | None:
+    """One connection, one request, one answer; None if the listener's backlog is full."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         try:
-            conn.settimeout(timeout)
-            conn.connect(str(path))
-            conn.sendall(line)
+            conn.settimeout(max(0.001, deadline - time.monotonic()))
+            try:
+                conn.connect(str(path))
+            except BlockingIOError:
+                return None  # EAGAIN: the backlog is full
+            # The run may have answered (busy) and hung up before reading: read it anyway.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                conn.sendall(line)
             raw = _read_line(conn, deadline)
         except TimeoutError as exc:
             raise ControlError(

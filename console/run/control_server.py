@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import socket
 import struct
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,19 @@ from typing import Any
 
 from console.errors import ConsoleError, ControlError
 from console.run.actions import RunActions, Verdict
+from console.run.control_limits import (
+    ACCEPT_BATCH,
+    ACCEPT_PAUSE_S,
+    FD_RESERVE,
+    LISTEN_BACKLOG,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_UID,
+    BurstLog,
+    ConnectionCount,
+    busy_response,
+    warn_on_stderr,
+)
+from console.run.fd_limits import free_fds
 from console.run.runtime_dir import clear_socket_path, ensure_runtime_dir
 from console.run.state import RunState
 
@@ -32,6 +47,8 @@ VIA = "socket"
 OPS = ("status", "approve", "deny", "override", "cancel", "retry")
 
 _PEERCRED_FORMAT = "3i"
+_TURN_AWAY_READ = 4096
+_TOO_DEEP = "request is nested too deeply; send a flat JSON object"
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,13 @@ def error_response(kind: str, message: str) -> dict[str, Any]:
 
 
 class ControlServer:
-    """Listens on `path` for one live run and forwards each request to its RunActions."""
+    """Listens on `path` for one live run and forwards each request to its RunActions.
+
+    The server runs its own accept loop (not asyncio's) so it decides, per connection,
+    before a task exists: over a limit, one `busy` line and the connection is closed; short
+    of descriptors, it stops accepting for a moment. Nothing it turns away, and nothing a
+    connection raises, prints a traceback: bursts are reported by a BurstLog, one line each.
+    """
 
     def __init__(
         self,
@@ -71,13 +94,23 @@ class ControlServer:
         status: Callable[[], dict[str, Any]],
         *,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_per_uid: int = MAX_CONNECTIONS_PER_UID,
+        max_connections: int = MAX_CONNECTIONS,
+        fd_reserve: int = FD_RESERVE,
+        warn: Callable[[str], None] = warn_on_stderr,
     ) -> None:
         self.actions = actions
         self.path = path
         self._status = status
         # A client silent this long is hung up on, so idle connections cannot pile up.
         self.idle_timeout_s = idle_timeout_s
-        self._server: asyncio.AbstractServer | None = None
+        self.fd_reserve = fd_reserve
+        self.count = ConnectionCount(max_per_uid, max_connections)
+        self._log = BurstLog(warn, self.count, fd_reserve)
+        self._listener: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False
+        self._resume_timer: asyncio.TimerHandle | None = None
         self._inode: tuple[int, int] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -92,28 +125,33 @@ class ControlServer:
             info = os.lstat(self.path)
             self._inode = (info.st_dev, info.st_ino)
             os.chmod(self.path, SOCKET_MODE)
-            self._server = await asyncio.start_unix_server(
-                self._serve_connection, sock=listener, limit=MAX_REQUEST_BYTES
-            )
+            listener.listen(LISTEN_BACKLOG)
+            listener.setblocking(False)
         except OSError as exc:
             listener.close()
             self._remove_socket_file()
             raise ControlError(
                 f"cannot listen on control socket {self.path}: {exc.strerror or exc}"
             ) from exc
+        self._loop = asyncio.get_running_loop()
+        self._listener = listener
+        self._listen()
 
     async def close(self) -> None:
         """Stop listening, hang up on connected clients and remove the socket file."""
         self._closing = True
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        self._stop_listening()
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         for writer in list(self._writers):
             writer.close()
         if self._connections:
             await asyncio.wait(list(self._connections), timeout=5.0)
-        if server is not None:
-            await server.wait_closed()
+        self._log.flush()
         self._remove_socket_file()
 
     def _remove_socket_file(self) -> None:
@@ -126,26 +164,103 @@ class ControlServer:
                 os.unlink(self.path)
         self._inode = None
 
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        self._writers.add(writer)
+    # --- accepting -------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        if self._accepting or self._closing or self._listener is None or self._loop is None:
+            return
+        self._loop.add_reader(self._listener.fileno(), self._accept_ready)
+        self._accepting = True
+
+    def _stop_listening(self) -> None:
+        if self._accepting and self._listener is not None and self._loop is not None:
+            self._loop.remove_reader(self._listener.fileno())
+        self._accepting = False
+
+    def _pause(self) -> None:
+        """Accept nothing for ACCEPT_PAUSE_S (connections wait in the kernel's backlog)."""
+        self._stop_listening()
+        if self._resume_timer is None and self._loop is not None:
+            self._resume_timer = self._loop.call_later(ACCEPT_PAUSE_S, self._resume)
+
+    def _resume(self) -> None:
+        self._resume_timer = None
+        self._listen()
+
+    def _accept_ready(self) -> None:
+        """The listener is readable: take up to ACCEPT_BATCH connections off its backlog."""
+        listener = self._listener
+        if listener is None:
+            return
+        free = free_fds() if self.fd_reserve > 0 else None
+        for _ in range(ACCEPT_BATCH):
+            if free is not None and free <= self.fd_reserve:
+                self._log.reserve_reached(free)
+                self._pause()
+                return
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # the client gave up before we got to it
+                # EMFILE, ENFILE, ENOBUFS, ENOMEM: out of a resource. Wait, do not spin.
+                self._log.accept_failed(exc)
+                self._pause()
+                return
+            if self._admit(conn) and free is not None:
+                free -= 1
+
+    def _admit(self, conn: socket.socket) -> bool:
+        """Serve `conn`, or turn it away with one `busy` line; True if it is being served."""
         try:
+            conn.setblocking(False)
+            peer = peer_credentials(conn)
+        except OSError:
+            conn.close()
+            return False
+        hit = self.count.limit_hit(peer.uid)
+        if hit is not None:
+            message = self.count.busy_message(self.actions.run_id, peer.uid, hit)
+            _turn_away(conn, busy_response(message))
+            self._log.refused(peer.uid, hit)
+            return False
+        assert self._loop is not None
+        self.count.admit(peer.uid)
+        task = self._loop.create_task(self._serve_connection(conn, peer))
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
+        return True
+
+    # --- serving -----------------------------------------------------------------------
+
+    async def _serve_connection(self, conn: socket.socket, peer: PeerCredentials) -> None:
+        """One client, start to end. Nothing raised here may reach asyncio's handler (which
+        would print a traceback on the run's terminal): errors end this connection only."""
+        writer: asyncio.StreamWriter | None = None
+        try:
+            if self._closing:
+                return
+            reader, writer = await asyncio.open_unix_connection(
+                sock=conn, limit=MAX_REQUEST_BYTES
+            )
+            self._writers.add(writer)
             if not self._closing:
-                peer = peer_credentials(writer.get_extra_info("socket"))
                 await self._converse(reader, writer, peer)
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, TimeoutError):
             pass  # the client went away; nothing was acted on for a line we did not finish
+        except Exception as exc:
+            self._log.internal_error(exc)
         finally:
-            if task is not None:
-                self._connections.discard(task)
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            self.count.release(peer.uid)
+            if writer is None:
+                conn.close()
+            else:
+                self._writers.discard(writer)
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
 
     async def _converse(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerCredentials
@@ -157,7 +272,7 @@ class ControlServer:
             except TimeoutError:
                 return
             except ValueError:
-                await _send(writer, error_response(
+                await self._send(writer, error_response(
                     "too_long",
                     f"request longer than {MAX_REQUEST_BYTES // 1024} KiB; "
                     "send one JSON object per line",
@@ -167,11 +282,18 @@ class ControlServer:
                 return
             if not line.endswith(b"\n"):
                 # The client closed its side mid-line: never act on a truncated request.
-                await _send(writer, error_response(
+                await self._send(writer, error_response(
                     "incomplete", "request ended without a newline; nothing was done"
                 ))
                 return
-            await _send(writer, self.answer(line, peer.uid))
+            await self._send(writer, self.answer(line, peer.uid))
+
+    async def _send(self, writer: asyncio.StreamWriter, response: Mapping[str, Any]) -> None:
+        """Write one answer; a client that does not read it within the idle timeout is
+        hung up on (TimeoutError), so it cannot hold a connection by never reading."""
+        writer.write(json.dumps(response, default=str).encode("utf-8") + b"\n")
+        async with asyncio.timeout(self.idle_timeout_s):
+            await writer.drain()
 
     def answer(self, line: bytes, uid: int) -> dict[str, Any]:
         """The response to one request line from a peer the kernel says is `uid`."""
@@ -179,6 +301,13 @@ class ControlServer:
             request = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return error_response("bad_json", f"request is not a JSON object: {exc}")
+        except ValueError:  # an integer of more digits than int() converts
+            return error_response(
+                "bad_request",
+                f"request has a number of more than {sys.get_int_max_str_digits()} digits",
+            )
+        except RecursionError:
+            return error_response("bad_request", _TOO_DEEP)
         if not isinstance(request, dict):
             return error_response("bad_json", "request is not a JSON object")
         try:
@@ -187,6 +316,8 @@ class ControlServer:
             return error_response("bad_request", str(exc))
         except ConsoleError as exc:
             return error_response("failed", exc.message)
+        except RecursionError:  # a value nested just shallow enough to parse
+            return error_response("bad_request", _TOO_DEEP)
         except Exception as exc:  # a bug in one request must not take the run's socket down
             return error_response("internal", f"internal error: {type(exc).__name__}: {exc}")
 
@@ -243,6 +374,12 @@ def _verdict(verdict: Verdict) -> dict[str, Any]:
     return {"ok": bool(verdict.ok), "message": verdict.message}
 
 
-async def _send(writer: asyncio.StreamWriter, response: Mapping[str, Any]) -> None:
-    writer.write(json.dumps(response, default=str).encode("utf-8") + b"\n")
-    await writer.drain()
+def _turn_away(conn: socket.socket, response: Mapping[str, Any]) -> None:
+    """Answer `response` on a connection we will not serve, and close it at once."""
+    with contextlib.suppress(OSError):
+        conn.send(json.dumps(response).encode("utf-8") + b"\n")
+    with contextlib.suppress(OSError):
+        # Read what the client already sent: closing on unread data resets the
+        # connection, and the client should see our answer and a clean end instead.
+        conn.recv(_TURN_AWAY_READ)
+    conn.close()
