@@ -27,6 +27,7 @@ from console.run.events import (
     GateOutcome,
     OverrideGiven,
 )
+from console.run.refusals import RefusalCoalescer
 from console.workflow.model import format_duration
 
 GateAction = Literal["approve", "deny", "override"]
@@ -62,6 +63,8 @@ class Gates:
         self._on_passed = on_passed
         self._on_denied = on_denied
         self._open: dict[str, _Gate] = {}
+        # Refusals are many when someone keeps asking: merged per uid, see refusals.py.
+        self._refusals = RefusalCoalescer(emit)
 
     def __contains__(self, step: object) -> bool:
         return step in self._open
@@ -104,9 +107,12 @@ class Gates:
         self._emit(GateClosed(run=self._run_id, step=step, outcome=outcome, reason=reason))
 
     def stop_timers(self) -> None:
+        """The run winds down: no gate times out any more, and refusals still being counted
+        are recorded now (before run.finished)."""
         for gate in self._open.values():
             if gate.timer is not None:
                 gate.timer.cancel()
+        self._refusals.flush()
 
     def _timed_out(self, step: str) -> None:
         gate = self._open.get(step)
@@ -120,9 +126,13 @@ class Gates:
     def refused(
         self, step: str, actor: Actor, action: GateAction | Literal["cancel"], verdict: Verdict
     ) -> Verdict:
-        """Record a refused action (who tried what, and why not) and return the verdict."""
+        """Record a refused action (who tried what, and why not) and return the verdict.
+
+        The verdict always goes back to whoever asked; the record may be merged with that
+        uid's other refusals of the moment (RefusalCoalescer).
+        """
         why = verdict.message
-        self._emit(
+        self._refusals.refused(
             ApprovalRefused(run=self._run_id, step=step, actor=actor, action=action, why=why)
         )
         return verdict

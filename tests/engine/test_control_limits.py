@@ -534,3 +534,57 @@ def test_a_huge_number_or_deep_nesting_is_a_bad_request_and_prints_nothing(
     assert cancelled.returncode == 0, cancelled.stderr
     assert run.stderr.read_text() == ""
 
+
+# --- a flood of refused requests -------------------------------------------------------
+
+# Sends N `cancel` requests on one connection, 100 at a time, and counts the answers.
+CANCELS = r"""
+import collections, json, socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(path)
+answers, reader, sent = collections.Counter(), conn.makefile("rb"), 0
+while sent < n:
+    batch = min(100, n - sent)
+    conn.sendall(b'{"op": "cancel"}\n' * batch)
+    for _ in range(batch):
+        answers[reader.readline().decode()] += 1
+    sent += batch
+print(json.dumps(answers))
+"""
+
+
+@needs_root
+def test_a_burst_of_refused_cancels_is_a_few_audit_records_that_count_them_all(
+    runs: Callable[..., Run], public_runtime: Path
+) -> None:
+    run = runs(public_runtime)
+    run.wait_for_record("gate.opened", "deploy")
+    burst = 5000
+    started = time.monotonic()
+    flood = subprocess.run(
+        as_uid(NOBODY, [sys.executable, "-c", CANCELS, str(run.socket), str(burst)]),
+        capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    cancelled = console_as(None, "cancel", run.run_id, env=run.env)
+    run.wait()
+
+    # Each request still got its own verdict.
+    assert flood.returncode == 0, flood.stderr
+    verdict = {"ok": False, "message": f"only root, who started run {run.run_id}, can cancel it"}
+    assert json.loads(flood.stdout) == {json.dumps(verdict) + "\n": burst}
+    assert cancelled.returncode == 0, cancelled.stderr
+    # The trail: the first refusal at once, then about one record per second carrying the
+    # count; every refusal is counted, and all of it is written before run.finished.
+    records = run.records()
+    refused = [r for r in records if r["type"] == "approval.refused"]
+    assert {r["actor"]["uid"] for r in refused} == {NOBODY}
+    assert sum(r["data"].get("count", 1) for r in refused) == burst
+    assert "count" not in refused[0]["data"]
+    assert 2 <= len(refused) <= 3 + elapsed / 1.0, (len(refused), elapsed)
+    assert records[-1]["type"] == "run.finished"
+    # The operator's terminal: one line per record, nothing on stderr.
+    shown = [ln for ln in run.stdout.read_text().splitlines() if "by nobody refused:" in ln]
+    assert len(shown) == len(refused)
+    assert run.stderr.read_text() == ""
