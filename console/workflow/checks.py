@@ -82,6 +82,8 @@ def _check_run(step_id: str, run: object, params: dict[str, Any], out: FileProbl
                 out.add((*path, index), f"`{{{{ params.{name} }}}}` may have no value "
                         "(the param is optional and has no default)",
                         "give it a default, or drop `required = false`", at_value=True)
+            if _is_secret(params.get(name)):
+                _report_secret_on_command_line((*path, index), name, out)
         for written in malformed_templates(element):
             out.add((*path, index), f"`{written}` is not a template this format expands",
                     "only {{ params.NAME }} is replaced; a literal {{ cannot appear in run",
@@ -90,6 +92,21 @@ def _check_run(step_id: str, run: object, params: dict[str, Any], out: FileProbl
             out.add((*path, index), "a `${secret:…}` reference in run is never resolved",
                     'put it in env = { NAME = "${secret:NAME}" } and pass "$NAME" from a '
                     "string-form run", at_value=True)
+
+
+def _is_secret(declaration: object) -> bool:
+    return isinstance(declaration, dict) and declaration.get("secret") is True
+
+
+def _report_secret_on_command_line(path: tuple[str | int, ...], name: str,
+                                   out: FileProblems) -> None:
+    """An argument is in /proc/PID/cmdline, which `ps` shows to every local user."""
+    variable = f"PARAM_{name.upper()}"
+    out.add(path, f"`{{{{ params.{name} }}}}` puts the secret param `{name}` on the command "
+            "line, where `ps` shows it to every local user",
+            f'read it from the environment instead: use "${variable}" in a string-form run '
+            f"(with a shell builtin or a pipe, not as another program's argument), or pass it "
+            f"through env to a program that reads {variable}", at_value=True)
 
 
 def _check_env(step_id: str, env: object, out: FileProblems) -> None:
