@@ -12,6 +12,7 @@ from pathlib import Path
 
 from console.errors import SecretError
 from console.run.executor import StepCommand
+from console.run.masking import encoded_forms
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.model import SECRET_REFERENCE
 from console.workflow.templating import render_argv, render_value
@@ -45,9 +46,12 @@ class StepPreparer:
             for name, decl in loaded.model.params.items()
             if decl.secret and name in params
         ]
-        self.secrets: tuple[str, ...] = tuple(
-            sorted({*self._secret_values.values(), *secret_params}, key=len, reverse=True)
-        )
+        values = {*self._secret_values.values(), *secret_params}
+        # What a step may print: each secret as it is and, when long enough to mask safely,
+        # encoded (base64, hex, percent-encoding).
+        forms = {form for value in values if len(value) >= MIN_SECRET_LENGTH
+                 for form in encoded_forms(value)}
+        self.secrets: tuple[str, ...] = tuple(sorted(values | forms, key=len, reverse=True))
         self._base_env = {**self._environ, **param_env(self._params), "CONSOLE_RUN_ID": run_id}
         self._argv = {
             step_id: render_argv(step.run, self._params)
