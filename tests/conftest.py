@@ -1,11 +1,19 @@
-"""Shared fixtures: every test gets its own state, runtime and config directories."""
+"""Shared fixtures: every test gets its own state, runtime and config directories.
+
+Tests that run processes as other Unix users use `accounts`, `shared_python` and
+`shared_dir` (see tests/multiuser.py for how, and why).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from .multiuser import Accounts, SharedPython, build_shared_python, reachable_dir
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
@@ -18,3 +26,37 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("CONSOLE_RUNTIME_DIR", str(tmp_path / "runtime"))
     yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def accounts() -> Iterator[Accounts]:
+    """Test users and groups, made on first use and removed at the end of the session."""
+    if os.geteuid() != 0:
+        pytest.skip("creating users and groups needs root; run as root to test real accounts")
+    if not all(shutil.which(tool) for tool in ("useradd", "usermod", "groupadd")):
+        pytest.skip("useradd, usermod and groupadd are not installed")
+    made = Accounts()
+    try:
+        yield made
+    finally:
+        made.remove_all()
+
+
+@pytest.fixture(scope="session")
+def shared_python() -> Iterator[SharedPython]:
+    """This interpreter with console, in a copy every user can read; built once, on first use."""
+    root = reachable_dir("console-multiuser-", 0o755)
+    try:
+        yield build_shared_python(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A fresh sticky, world-writable directory every user can reach (e.g. a runtime dir)."""
+    path = reachable_dir("console-shared-", 0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

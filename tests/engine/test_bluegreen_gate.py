@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,55 +19,33 @@ from console.run.engine import Engine
 from console.run.events import ApprovalGiven, ApprovalRefused, GateOpened, RecordingSink
 from console.workflow.loader import load_workflow
 
+from ..multiuser import Account, Accounts, SharedPython, needs_other_users, run_as
 from .conftest import settings_in
 
 REPO = Path(__file__).resolve().parents[2]
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("setpriv") is None,
-    reason="creating approver accounts needs root, useradd and setpriv",
-)
+pytestmark = needs_other_users
 
 
 @pytest.fixture
-def approvers() -> Iterator[tuple[str, str]]:
-    """Two fresh users in the `sre` group (created if missing), removed afterwards."""
-    suffix = uuid.uuid4().hex[:6]
-    names = (f"ca{suffix}", f"cb{suffix}")
-    created_group = subprocess.run(["getent", "group", "sre"], capture_output=True).returncode != 0
-    if created_group:
-        subprocess.run(["groupadd", "sre"], check=True)
-    for name in names:
-        subprocess.run(["useradd", "--no-create-home", "-G", "sre", name], check=True)
-    try:
-        yield names
-    finally:
-        for name in names:
-            subprocess.run(["userdel", name], check=False)
-        if created_group:
-            subprocess.run(["groupdel", "sre"], check=False)
+def approvers(accounts: Accounts) -> tuple[str, str]:
+    """Two users in the `sre` group (made for the session, the group too if missing)."""
+    first, second = (accounts.user(key, groups=["sre"]) for key in ("a", "b"))
+    return first.name, second.name
 
 
 def _approve_as(
-    user: str | None, run_id: str, step: str, env: dict[str, str]
+    user: str | None, run_id: str, step: str, env: dict[str, str], python: SharedPython
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "console",
-        "approve",
-        run_id,
-        step,
-        "--reason",
-        "checked the canary",
-    ]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *cmd]
+    args = ["approve", run_id, step, "--reason", "checked the canary"]
     # USER and LOGNAME claim root: identity must come from the socket, not from these.
+    env = {**env, "USER": "root", "LOGNAME": "root"}
+    if user is not None:
+        return run_as(Account.named(user), python.console(*args), env=env, timeout=30)
     return subprocess.run(
-        cmd,
-        env={**env, "USER": "root", "LOGNAME": "root"},
+        [sys.executable, "-m", "console", *args],
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
@@ -79,13 +53,11 @@ def _approve_as(
 
 
 def test_two_person_gate_refuses_the_initiator_and_accepts_two_others(
-    tmp_path: Path, approvers: tuple[str, str]
+    tmp_path: Path, approvers: tuple[str, str], shared_python: SharedPython, shared_dir: Path
 ) -> None:
     loaded = load_workflow(REPO / "workflows" / "bluegreen.toml")
     sink = RecordingSink()
-    # Other users must reach the socket: the runtime dir cannot sit under pytest's 0700 tmp.
-    runtime = Path(tempfile.mkdtemp(prefix="console-runtime-", dir="/tmp"))
-    runtime.chmod(0o755)
+    runtime = shared_dir  # other users reach its socket; pytest's tmp_path is private
     engine = Engine(
         loaded,
         {"version": "1.4.2", "env": "prod"},
@@ -101,7 +73,9 @@ def test_two_person_gate_refuses_the_initiator_and_accepts_two_others(
             assert not run.done(), {sid: st.status for sid, st in engine.state.steps.items()}
             await asyncio.sleep(0.05)
         for user in (None, approvers[0], approvers[0], approvers[1]):
-            outputs.append(await asyncio.to_thread(_approve_as, user, engine.run_id, step, env))
+            outputs.append(await asyncio.to_thread(
+                _approve_as, user, engine.run_id, step, env, shared_python
+            ))
 
     async def go() -> str:
         run = asyncio.create_task(engine.run())
@@ -110,10 +84,7 @@ def test_two_person_gate_refuses_the_initiator_and_accepts_two_others(
         await approve_when_waiting("retire-blue", run)
         return await asyncio.wait_for(run, 120)
 
-    try:
-        outcome = asyncio.run(go())
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+    outcome = asyncio.run(go())
     assert outcome == "succeeded", [o.stdout + o.stderr for o in outputs]
     initiator, first, again, second = outputs[:4]
     assert initiator.returncode == 3

@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,8 @@ from console.run.control import (
     peer_credentials,
     request,
 )
+
+from ..multiuser import Account, SharedPython, as_user, needs_other_users
 
 RUN_ID = "20250101T000000Z-c0ffee"
 
@@ -103,17 +103,6 @@ async def serving(actions: GateActions, socket_path: Path) -> AsyncIterator[Cont
         await server.close()
 
 
-@contextmanager
-def public_runtime_dir() -> Iterator[Path]:
-    """A runtime dir that another uid can reach (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="console-test-runs-"))
-    os.chmod(path, 0o1777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 async def exchange(socket_path: Path, *lines: bytes) -> list[bytes]:
     """Send raw lines on one connection; return the answer lines (until the server closes)."""
     reader, writer = await asyncio.open_unix_connection(str(socket_path))
@@ -138,13 +127,10 @@ def ask(payload: dict[str, Any], **kwargs: Any) -> Any:
 
 
 async def cli(*argv: str, env: dict[str, str] | None = None,
-              as_uid: int | None = None) -> tuple[int, str, str]:
-    command = [sys.executable, "-m", "console", *argv]
-    if as_uid is not None:
-        command = ["setpriv", f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups",
-                   *command]
+              command: Sequence[str] = (sys.executable, "-m", "console")) -> tuple[int, str, str]:
+    """Run `console *argv`; `command` may be another user's (multiuser.as_user)."""
     proc = await asyncio.create_subprocess_exec(
-        *command, env={**os.environ, **(env or {})},
+        *command, *argv, env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -189,15 +175,18 @@ async def test_identity_claimed_in_the_request_is_ignored(
     assert actions.waiting == {"deploy"}
 
 
-@needs_root
-async def test_a_process_with_another_uid_is_seen_with_its_own_uid() -> None:
+@needs_other_users
+async def test_a_process_with_another_uid_is_seen_with_its_own_uid(
+    shared_python: SharedPython, shared_dir: Path
+) -> None:
     actions = GateActions(initiator_uid=os.getuid())
-    with public_runtime_dir() as runtime:
-        env = {"CONSOLE_RUNTIME_DIR": str(runtime), "USER": "root", "LOGNAME": "root"}
-        async with serving(actions, runtime / f"{RUN_ID}.sock"):
-            own = await cli("approve", RUN_ID, "deploy", env=env)
-            other = await cli("approve", RUN_ID, "deploy", "--reason", "checked the diff",
-                              env=env, as_uid=NOBODY)
+    runtime = shared_dir  # another uid reaches its socket; pytest's tmp_path is private
+    nobody = as_user(Account.named("nobody"), shared_python.console())
+    env = {"CONSOLE_RUNTIME_DIR": str(runtime), "USER": "root", "LOGNAME": "root"}
+    async with serving(actions, runtime / f"{RUN_ID}.sock"):
+        own = await cli("approve", RUN_ID, "deploy", env=env)
+        other = await cli("approve", RUN_ID, "deploy", "--reason", "checked the diff",
+                          env=env, command=nobody)
     assert own == (3, "", "console: you started this run; policy 'two people' requires "
                           "someone else to approve\n")
     assert other == (0, f"approved deploy as uid {NOBODY}\n", "")

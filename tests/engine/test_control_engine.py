@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
-
-import pytest
 
 from console.run.engine import Engine
 from console.run.events import ApprovalGiven, ApprovalRefused, RecordingSink
 from console.workflow.loader import load_workflow
 
+from ..multiuser import Account, SharedPython, as_user, needs_other_users
 from .conftest import settings_in, start_until, write_workflow
 
 NOBODY = 65534
@@ -36,24 +33,12 @@ run = "true"
 """
 
 
-@pytest.fixture
-def public_runtime() -> Iterator[Path]:
-    """A runtime dir another uid can reach (pytest's tmp_path is private to its user)."""
-    path = Path(tempfile.mkdtemp(prefix="console-test-runs-"))
-    os.chmod(path, 0o1777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-async def console(*argv: str, runtime: Path, as_uid: int | None = None) -> tuple[int, str, str]:
-    command = [sys.executable, "-m", "console", *argv]
-    if as_uid is not None:
-        command = ["setpriv", f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups",
-                   *command]
+async def console(
+    *argv: str, runtime: Path, command: Sequence[str] = (sys.executable, "-m", "console")
+) -> tuple[int, str, str]:
+    """Run `console *argv`; `command` may be another user's (multiuser.as_user)."""
     proc = await asyncio.create_subprocess_exec(
-        *command, env={**os.environ, "CONSOLE_RUNTIME_DIR": str(runtime)},
+        *command, *argv, env={**os.environ, "CONSOLE_RUNTIME_DIR": str(runtime)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -107,15 +92,17 @@ async def test_console_cancel_stops_a_run_waiting_at_a_gate(tmp_path: Path) -> N
     assert outcome == "cancelled"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another uid")
+@needs_other_users
 async def test_the_initiator_is_refused_and_another_user_approves(
-    tmp_path: Path, public_runtime: Path
+    tmp_path: Path, shared_dir: Path, shared_python: SharedPython
 ) -> None:
+    public_runtime = shared_dir  # another uid reaches its socket; pytest's tmp_path is private
+    nobody = as_user(Account.named("nobody"), shared_python.console())
     engine, sink = gated_engine(tmp_path, public_runtime, initiator_uid=os.getuid())
     task = await at_gate(engine, "deploy")
     own = await console("approve", engine.run_id, "deploy", runtime=public_runtime)
     other = await console("approve", engine.run_id, "deploy", "--reason", "second pair of eyes",
-                          runtime=public_runtime, as_uid=NOBODY)
+                          runtime=public_runtime, command=nobody)
     outcome = await asyncio.wait_for(task, 30)
 
     assert own[0] == 3 and own[1] == ""
