@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +13,8 @@ import pytest
 from console.policy.approvals import GateTally
 from console.policy.decision import Decision, RuleOutcome, combine
 from console.policy.identity import Identity, current_identity, identity_for_uid
+
+from ..multiuser import Accounts
 
 ALICE = Identity("alice", 1001, frozenset({"sre", "dev"}))
 BOB = Identity("bob", 1002, frozenset({"release"}))
@@ -234,23 +233,10 @@ def _has_passwd_entry(uid: int) -> bool:
 
 
 @pytest.fixture
-def temp_user_in_group() -> Iterator[tuple[str, str]]:
-    """A real user in a real group, made for this test and removed after it."""
-    if os.geteuid() != 0:
-        pytest.skip("creating a user and a group needs root; run as root to test real groups")
-    if not (shutil.which("groupadd") and shutil.which("useradd")):
-        pytest.skip("groupadd/useradd are not installed")
-    tag = uuid.uuid4().hex[:8]
-    group, user = f"ctg{tag}", f"ctu{tag}"
-    subprocess.run(["groupadd", group], check=True)
-    try:
-        subprocess.run(["useradd", "--no-create-home", "-G", group, user], check=True)
-        try:
-            yield user, group
-        finally:
-            subprocess.run(["userdel", user], check=True)
-    finally:
-        subprocess.run(["groupdel", group], check=True)
+def temp_user_in_group(accounts: Accounts) -> tuple[str, str]:
+    """A real user in a real group, made for the session and removed at its end."""
+    group = accounts.group(f"{accounts.prefix}g")
+    return accounts.user("member", groups=[group]).name, group
 
 
 def test_group_approvers_resolved_from_the_system(temp_user_in_group: tuple[str, str]) -> None:
