@@ -52,6 +52,7 @@ from console.run.events import (
 )
 from console.run.executor import ExecResult, LocalExecutor, StepCommand
 from console.run.fanout import AuditBreak, SinkFanout
+from console.run.fd_limits import raise_fd_limit
 from console.run.gates import GateAction, Gates, decision_policies
 from console.run.ids import new_run_id
 from console.run.lock import LockHolder, WorkflowLock
@@ -179,12 +180,13 @@ class Engine:
         reused: dict[str, str] = {}
         if self.settings.resume_from:
             reused = previous_run(self.settings.audit_path, self.settings.resume_from, self.loaded)
+        raise_fd_limit()
         lock = self._take_lock()
         server: ControlServer | None = None
         try:
             self.audit = AuditLog(self.settings.audit_path, fsync_always=self.settings.fsync_always)
             self._fanout.set_audit(AuditSink(self.audit))
-            run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            paths.make_private_dirs(run_dir)
             socket_path = (
                 paths.control_socket_path(self.run_id) if self.settings.control_socket else None
             )
@@ -274,6 +276,7 @@ class Engine:
         await self._executor.shutdown()
         if server is not None:
             await server.close()
+            self._gates.stop_timers()  # refusals counted while the socket was closing
         if self.audit is None:
             if lock is not None:
                 lock.release()

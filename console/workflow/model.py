@@ -86,7 +86,9 @@ class WorkflowMeta(Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     concurrency: int | None = Field(default=None, ge=1, le=1024)
-    lock: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    lock: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
     audit: str | None = None
     policies: list[str] = Field(default_factory=list)
     # How long `if = "always"` steps may take, each attempt and in all after a stop.

@@ -18,7 +18,7 @@ WORKFLOW = """
 [workflow]
 name = "crashy"
 concurrency = 2
-lock = "crashy"
+lock = "crashy-{unique}"
 
 [steps.a]
 run = "sleep 0.2 & wait"
@@ -100,7 +100,8 @@ def test_sigterm_stops_steps_records_interruption_and_releases_the_lock(tmp_path
     env = _env(tmp_path, marker)
     path = write_workflow(
         tmp_path,
-        '[workflow]\nname = "t"\nlock = "tlock"\n[steps.long]\nrun = "sleep 30 & sleep 30"\n',
+        f'[workflow]\nname = "t"\nlock = "tlock-{uuid.uuid4().hex}"\n'
+        '[steps.long]\nrun = "sleep 30 & sleep 30"\n',
     )
     proc = _console("run", str(path), "--no-tui", "--grace", "0.5", env=env)
     deadline = time.monotonic() + 10
@@ -127,7 +128,9 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
     marker = f"marker-{uuid.uuid4()}"
     env = _env(tmp_path, marker)
     path = write_workflow(
-        tmp_path, '[workflow]\nname = "l"\nlock = "shared"\n[steps.s]\nrun = "sleep 30"\n'
+        tmp_path,
+        f'[workflow]\nname = "l"\nlock = "shared-{uuid.uuid4().hex}"\n'
+        '[steps.s]\nrun = "sleep 30"\n',
     )
     first = _console("run", str(path), "--no-tui", "--grace", "0.5", env=env)
     try:
@@ -152,7 +155,7 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
 
 def test_crash_loop_leaves_no_orphans_and_resume_completes(tmp_path: Path) -> None:
     rng = random.Random(20261125)
-    path = write_workflow(tmp_path, WORKFLOW)
+    path = write_workflow(tmp_path, WORKFLOW.replace("{unique}", uuid.uuid4().hex))
     audit = tmp_path / "state" / "console" / "audit.jsonl"
     iterations = 20
     for i in range(iterations):

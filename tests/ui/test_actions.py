@@ -4,6 +4,7 @@ scripted executor), asserting on widget state and on what the engine did."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from console.ui.screens.approval import ApprovalScreen
@@ -238,8 +239,9 @@ async def test_actions_without_a_run_explain_themselves(tmp_path: Path) -> None:
 async def test_a_run_that_cannot_start_says_why_in_place(tmp_path: Path) -> None:
     from console.run.lock import LockHolder, WorkflowLock
 
-    text = GATED.replace('name = "gated"', 'name = "gated"\nlock = "prod"')
-    lock = WorkflowLock(tmp_path / "runtime", "prod")
+    name = f"prod-{uuid.uuid4().hex}"
+    text = GATED.replace('name = "gated"', f'name = "gated"\nlock = "{name}"')
+    lock = WorkflowLock(tmp_path / "runtime", name)
     holder = LockHolder(user="bob", uid=1234, pid=1, run="other", since="2025-01-01T00:00:00Z")
     lock.acquire(holder)
     try:

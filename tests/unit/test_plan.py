@@ -36,7 +36,7 @@ tags = ["prod", "db"]
 approval = { approvers = ["@dba"], reason = true, timeout = "10m" }
 
 [steps.build]
-run = ["make", "build", "VERSION={{ params.version }}", "TOKEN={{ params.token }}"]
+run = ["make", "build", "VERSION={{ params.version }}"]
 
 [[policy]]
 name = "prod needs two people"
@@ -90,7 +90,7 @@ def test_steps_in_dependency_order_with_commands_and_decisions(deploy: Path) -> 
     assert out.returncode == 0, out.stderr
     assert step_titles(out.stdout) == ["build", "migrate", "switch"]
     text = out.stdout
-    assert "runs     make build VERSION=1.4.2 'TOKEN=***'" in text
+    assert "runs     make build VERSION=1.4.2" in text
     assert "script   alembic upgrade head" in text
     flat = " ".join(text.split())
     assert "env DATABASE_URL=postgres://app:***@db/payments (secret PAYMENTS_DB_PW)" in flat
