@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,8 @@ from typing import Any, TypeVar
 import pytest
 
 from console.run.control_limits import FD_RESERVE, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID
+
+from ..multiuser import SharedPython
 
 NOBODY = 65534
 HOSTILE = 41001  # a uid with no account: the kernel still vouches for it
@@ -62,17 +63,6 @@ def wait_for(what: str, check: Callable[[], T | None], seconds: float = 60.0) ->
             raise AssertionError(f"timed out after {seconds}s waiting for {what}")
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
-
-
-@pytest.fixture
-def public_runtime() -> Iterator[Path]:
-    """A runtime dir other uids can reach (pytest's tmp_path is private to its user)."""
-    path = Path(tempfile.mkdtemp(prefix="console-test-runs-"))
-    os.chmod(path, 0o1777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class Run:
@@ -146,11 +136,15 @@ def as_uid(uid: int, argv: list[str]) -> list[str]:
 
 
 def console_as(
-    uid: int | None, *args: str, env: dict[str, str]
+    uid: int | None, *args: str, env: dict[str, str], python: SharedPython | None = None
 ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "console", *args]
-    return subprocess.run(as_uid(uid, argv) if uid is not None else argv, env=env,
-                          capture_output=True, text=True, timeout=60)
+    """`console ARGS` as `uid` (from a Python every user can read), or as ourselves."""
+    if uid is None:
+        argv = [sys.executable, "-m", "console", *args]
+    else:
+        assert python is not None, "another uid needs the shared Python"
+        argv = as_uid(uid, python.console(*args))
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
 
 
 # Opens N connections and keeps them; reads the `busy` answers as they come (closing those),
@@ -185,9 +179,11 @@ sys.stdin.read()
 class Holder:
     """A hostile process as `uid` holding connections to a run's socket."""
 
-    def __init__(self, uid: int, path: Path, n: int, expect_busy: int) -> None:
+    def __init__(
+        self, python: SharedPython, uid: int, path: Path, n: int, expect_busy: int
+    ) -> None:
         self.proc = subprocess.Popen(
-            as_uid(uid, [sys.executable, "-c", HOLDER, str(path), str(n), str(expect_busy)]),
+            as_uid(uid, python.argv("-c", HOLDER, str(path), str(n), str(expect_busy))),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
@@ -205,11 +201,11 @@ class Holder:
 
 
 @pytest.fixture
-def holders() -> Iterator[Callable[[int, Path, int, int], Holder]]:
+def holders(shared_python: SharedPython) -> Iterator[Callable[[int, Path, int, int], Holder]]:
     made: list[Holder] = []
 
     def hold(uid: int, path: Path, n: int, expect_busy: int) -> Holder:
-        made.append(Holder(uid, path, n, expect_busy))
+        made.append(Holder(shared_python, uid, path, n, expect_busy))
         return made[-1]
 
     yield hold
@@ -241,16 +237,17 @@ def refused_lines(stderr: str) -> list[tuple[int, int, str]]:
 
 @needs_root
 def test_idle_connections_over_the_per_user_limit_are_refused_and_approval_still_works(
-    runs: Callable[..., Run], holders: Callable[..., Holder], public_runtime: Path
+    runs: Callable[..., Run], holders: Callable[..., Holder], shared_dir: Path,
+    shared_python: SharedPython,
 ) -> None:
-    run = runs(public_runtime)
+    run = runs(shared_dir)
     run.wait_for_record("gate.opened", "deploy")
     flood = 2000
     holder = holders(HOSTILE, run.socket, flood, flood - MAX_CONNECTIONS_PER_UID)
 
     summary = holder.summary()
     approved = console_as(NOBODY, "approve", run.run_id, "deploy", "--reason", "lgtm",
-                          env=run.env)
+                          env=run.env, python=shared_python)
     code = run.wait()
     holder.release()
 
@@ -287,16 +284,17 @@ print(json.dumps(answer), flush=True)
 
 @needs_root
 def test_when_the_run_serves_its_limit_in_all_a_client_waits_for_room(
-    runs: Callable[..., Run], holders: Callable[..., Holder], public_runtime: Path
+    runs: Callable[..., Run], holders: Callable[..., Holder], shared_dir: Path,
+    shared_python: SharedPython,
 ) -> None:
-    run = runs(public_runtime)
+    run = runs(shared_dir)
     run.wait_for_record("gate.opened", "deploy")
     uids = range(HOSTILE, HOSTILE + MAX_CONNECTIONS // MAX_CONNECTIONS_PER_UID)
     full = [holders(uid, run.socket, MAX_CONNECTIONS_PER_UID, 0) for uid in uids]
     assert [h.summary()["held"] for h in full] == [MAX_CONNECTIONS_PER_UID] * len(full)
     payload = json.dumps({"op": "approve", "step": "deploy", "reason": "lgtm"})
     approver = subprocess.Popen(
-        as_uid(NOBODY, [sys.executable, "-c", ASK, run.run_id, payload, str(run.socket)]),
+        as_uid(NOBODY, shared_python.argv("-c", ASK, run.run_id, payload, str(run.socket))),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -556,9 +554,9 @@ print(json.dumps(answers))
 
 @needs_root
 def test_a_burst_of_refused_cancels_is_a_few_audit_records_that_count_them_all(
-    runs: Callable[..., Run], public_runtime: Path
+    runs: Callable[..., Run], shared_dir: Path
 ) -> None:
-    run = runs(public_runtime)
+    run = runs(shared_dir)
     run.wait_for_record("gate.opened", "deploy")
     burst = 5000
     started = time.monotonic()
