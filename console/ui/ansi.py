@@ -4,7 +4,9 @@ A log line may contain anything a program wrote: cursor movement, clear-screen, 
 titles, hyperlinks, the alternate screen, device control strings. Drawn as-is (or handed to
 a parser that honours them) they would move or corrupt the console's own screen. Only SGR
 sequences (`ESC [ … m`, colour and text style) survive; a carriage return that overwrites
-its line (progress bars) keeps what the terminal would finally show, the last segment.
+its line (progress bars) keeps what the terminal would finally show, the last segment. Bidi
+controls, line separators and lone surrogates are shown as escapes (`\\u202e`), as
+`console.textsafe.terminal_safe` shows them.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import re
 
 from rich.text import Text
 
-# CSI: ESC [ or the 8-bit form; parameter bytes, intermediate bytes, one final byte.
-_CSI = r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
-# OSC, DCS, SOS, PM, APC: a string ended by BEL or ST (ESC \ or 0x9c); unterminated ones
-# run to the end of the text.
-_STRING = r"(?:\x1b[\]PX^_]|[\x9d\x90\x98\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|$)"
-# Any other escape: ESC, intermediate bytes, a final byte (ESC 7, ESC c, ESC ( B, …).
-_OTHER_ESC = r"\x1b[\x20-\x2f]*[\x30-\x7e]?"
-_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+from console.textsafe import (
+    CONTROL,
+    CONTROL_STRING,
+    CSI,
+    INVISIBLE,
+    OTHER_ESCAPE,
+    visible_escape,
+)
 
-_TOKENS = re.compile(f"({_CSI})|{_STRING}|{_OTHER_ESC}|{_CONTROL}", re.DOTALL)
-_ANY_CONTROL = re.compile(_CONTROL)
+# The token definitions are terminal_safe's: the two never disagree about what an escape is.
+_TOKENS = re.compile(
+    f"({CSI})|{CONTROL_STRING}|{OTHER_ESCAPE}|{CONTROL}|({INVISIBLE})", re.DOTALL
+)
+_ANY_CONTROL = re.compile(f"{CONTROL}|{INVISIBLE}")
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 
 
@@ -52,6 +57,9 @@ def _keep_sgr(match: re.Match[str]) -> str:
     csi = match.group(1)
     if csi is not None and _SGR.fullmatch(csi):
         return csi
+    invisible = match.group(2)
+    if invisible is not None:
+        return visible_escape(invisible)  # shown, not dropped: it may be why a line reads oddly
     return ""
 
 
