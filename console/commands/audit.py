@@ -1,4 +1,8 @@
-"""`console audit verify | head | tail`: check, anchor and read the audit trail."""
+"""`console audit verify | head | tail`: check, anchor and read the audit trail.
+
+Records hold what other people wrote (reasons, user names, step ids): every line goes out
+through `terminal_safe` (`--json`: its JSON form, the same value to a parser).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from console.audit.summary import describe_record
 from console.audit.verify import verify_chain
 from console.config import audit_path
 from console.errors import UsageError
+from console.textsafe import terminal_safe, terminal_safe_json
 
 
 def main(args: argparse.Namespace) -> int:
@@ -31,9 +36,9 @@ def _verify(path: Path, head_text: str | None) -> int:
     head = parse_head(head_text) if head_text is not None else None
     report = verify_chain(path, head, workers=os.cpu_count() or 1)
     if report.ok:
-        print(report.message)
+        print(terminal_safe(report.message))
         return 0
-    print(f"console: {report.message}", file=sys.stderr)
+    print(f"console: {terminal_safe(report.message)}", file=sys.stderr)
     return 1
 
 
@@ -78,6 +83,6 @@ async def _follow(path: Path, offset: int, run: str | None, as_json: bool) -> No
 
 def _show(record: Mapping[str, Any], line: bytes, *, as_json: bool, with_run: bool) -> None:
     if as_json:
-        sys.stdout.write(line.decode("utf-8", "replace") + "\n")
+        sys.stdout.write(terminal_safe_json(line.decode("utf-8", "replace")) + "\n")
     else:
-        sys.stdout.write(describe_record(record, with_run=with_run) + "\n")
+        sys.stdout.write(terminal_safe(describe_record(record, with_run=with_run)) + "\n")

@@ -1,7 +1,9 @@
 """`console approve | deny | override | cancel`: act on a live run through its control socket.
 
 Exit 0 when the run accepted the action, 3 when it refused (policy, separation of duties,
-a step not at a gate: the message says which), 1 when the run could not be reached.
+a step not at a gate: the message says which), 1 when the run could not be reached. The
+run's message may quote what someone else sent (a step id, a reason): it is printed through
+`terminal_safe`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from console.errors import ControlError, PolicyDenied
 from console.run.control_client import request
+from console.textsafe import terminal_safe
 
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -28,7 +31,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     answer = request(args.run_id, build_request(args))
-    message = str(answer.get("message", ""))
+    message = terminal_safe(str(answer.get("message", "")))
     if answer["ok"]:
         print(message)
         return 0

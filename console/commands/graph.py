@@ -3,6 +3,8 @@
 Top-down reads better than left-to-right at 80 columns: each layer is a block of rows, each
 step names what it needs, and gates are marked with a glyph and words (never colour alone).
 Past LARGE_DAG steps (or with --compact) each layer becomes one line of counts and names.
+The workflow's name, step ids and rule names are its author's text: all go through
+`terminal_safe`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from console.policy.rules import match_reason
+from console.textsafe import terminal_safe
 from console.workflow.graph import layers
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
@@ -110,7 +113,7 @@ def render_full(loaded: LoadedWorkflow, console: Console) -> None:
                 "┬ " if position == 0 else "└ " if position == len(layer) - 1 else "├ "
             )
             name = Text(branch, style="dim")
-            name.append(step_id, style="bold")
+            name.append(terminal_safe(step_id), style="bold")
             if marks.gated:
                 name.append(f" {GATE}", style="yellow")
             if marks.may_deny:
@@ -124,7 +127,8 @@ def render_full(loaded: LoadedWorkflow, console: Console) -> None:
     needs_width = max(12, console.width - label_width - name_width - 2)
     for label, name, step, marks in rows:
         name.truncate(name_width, overflow="ellipsis", pad=True)
-        needs = _wrap_needs(list(step.needs), needs_width) if step.needs else [""]
+        shown_needs = [terminal_safe(need) for need in step.needs]
+        needs = _wrap_needs(shown_needs, needs_width) if shown_needs else [""]
         for index, needs_line in enumerate(needs):
             line = Text(label.ljust(label_width) if index == 0 else " " * label_width, "dim")
             line.append_text(name if index == 0 else Text(" " * name_width))
@@ -133,10 +137,10 @@ def render_full(loaded: LoadedWorkflow, console: Console) -> None:
             console.print(line, no_wrap=True, overflow="ellipsis")
         indent = " " * (label_width + (2 if name.plain.startswith(("┬", "├", "└")) else 0))
         for gate in marks.gates:
-            console.print(Text(f"{indent}  {GATE} needs approval: {gate}", "yellow"),
+            console.print(Text(f"{indent}  {GATE} needs approval: {terminal_safe(gate)}", "yellow"),
                           no_wrap=True, overflow="ellipsis")
         for denial in marks.denials:
-            console.print(Text(f"{indent}  {DENY} may deny: {denial}", "red"),
+            console.print(Text(f"{indent}  {DENY} may deny: {terminal_safe(denial)}", "red"),
                           no_wrap=True, overflow="ellipsis")
 
 
@@ -174,7 +178,7 @@ def _compact_line(console: Console, label: str, steps: list[str], marks: list[St
         line.append(f"  {GATE} {gated} gated", style="yellow")
     if denying:
         line.append(f"  {DENY} {denying} may deny", style="red")
-    line.append("  " + ", ".join(steps), style="dim")
+    line.append("  " + ", ".join(terminal_safe(step) for step in steps), style="dim")
     console.print(line, no_wrap=True, overflow="ellipsis")
 
 
@@ -184,15 +188,15 @@ def main(args: argparse.Namespace) -> int:
     steps = loaded.steps
     count = len(layers(steps))
     compact = args.compact or len(steps) > LARGE_DAG
-    header = Text(loaded.name, style="bold")
+    header = Text(terminal_safe(loaded.name), style="bold")
     header.append(f" — {len(steps)} steps in {count} layer{'s' if count != 1 else ''}"
                   + (" (compact)" if compact else ""), style="dim")
     console.print(header)
     everywhere = workflow_wide(loaded)
     for gate in everywhere.gates:
-        console.print(Text(f"every step {GATE} needs approval: {gate}", "yellow"))
+        console.print(Text(f"every step {GATE} needs approval: {terminal_safe(gate)}", "yellow"))
     for denial in everywhere.denials:
-        console.print(Text(f"every step {DENY} may deny: {denial}", "red"))
+        console.print(Text(f"every step {DENY} may deny: {terminal_safe(denial)}", "red"))
     if compact:
         render_compact(loaded, console)
     else:

@@ -1,4 +1,8 @@
-"""Headless output on a terminal: notable events scroll above a live rich table of steps."""
+"""Headless output on a terminal: notable events scroll above a live rich table of steps.
+
+Step ids, reasons and errors are someone else's text: they reach the table as `Text` made
+`terminal_safe` (a plain str cell would be read as rich markup), the event lines likewise.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from console.run.events import (
     parse_ts,
 )
 from console.run.state import RunState, StepState
+from console.textsafe import terminal_safe
 
 STATUS_STYLES = {
     "succeeded": "green",
@@ -88,7 +93,8 @@ def steps_table(state: RunState, title: str | None) -> Table:
     table.add_column("time", justify="right")
     table.add_column("note", overflow="fold", max_width=50)
     for step in state.steps.values():
-        table.add_row(step.id, _status_text(step), _attempt(step), _duration(step), _note(step))
+        table.add_row(Text(terminal_safe(step.id)), _status_text(step), _attempt(step),
+                      _duration(step), Text(terminal_safe(_note(step))))
     return table
 
 

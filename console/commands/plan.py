@@ -3,7 +3,8 @@
 Nothing runs and no secret is read: `${secret:NAME}` is shown as `***` with its name, and
 secret params are masked. Decisions are taken as of now, for the person running the plan
 as the run's initiator; `--as USER` adds, for each gate, whether USER could approve or
-override it and, if not, why.
+override it and, if not, why. Names, commands, params, reasons and paths are the
+workflow author's text: each is shown through `terminal_safe`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from console.policy.decision import Decision
 from console.policy.explain import describe_rule, what_they_could_do
 from console.policy.identity import Identity, current_identity, identity_for_user
 from console.policy.rules import EvalContext, PolicySet
+from console.textsafe import terminal_safe
 from console.workflow.graph import topological_order
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow, resolve_params
@@ -54,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     steps = plan_steps(loaded, params, initiator, now)
     console = Console(highlight=False)
-    label_width = max(len("warning"), len(f"as {viewer.user}") if viewer else 0)
+    label_width = max(len("warning"), len(terminal_safe(f"as {viewer.user}")) if viewer else 0)
     _print_header(console, loaded, params, initiator, now, steps, label_width)
     for number, step in enumerate(steps, start=1):
         _print_step(console, number, step, str(loaded.path), initiator, viewer, label_width)
@@ -120,14 +122,14 @@ def _print_header(
     steps: list[PlannedStep],
     label_width: int,
 ) -> None:
-    console.print(Text.assemble((loaded.name, "bold"), " — plan as of ",
+    console.print(Text.assemble((terminal_safe(loaded.name), "bold"), " — plan as of ",
                                 now.strftime("%Y-%m-%d %H:%M UTC")))
-    rows: list[Row] = [("file", Text(_shown_path(loaded.path)), 0)]
-    rows += [("policy", Text(_shown_path(Path(p))), 0) for p in list(loaded.file_hashes)[1:]]
-    rows.append(("started", Text(f"by {initiator.user} (uid {initiator.uid}), as if now"), 0))
+    rows: list[Row] = [("file", _safe(_shown_path(loaded.path)), 0)]
+    rows += [("policy", _safe(_shown_path(Path(p))), 0) for p in list(loaded.file_hashes)[1:]]
+    rows.append(("started", _safe(f"by {initiator.user} (uid {initiator.uid}), as if now"), 0))
     shown = masked_params(loaded, params)
     listed = ", ".join(f"{k}={render_value(v)}" for k, v in shown.items())
-    rows.append(("params", Text(listed or "none"), 0))
+    rows.append(("params", _safe(listed or "none"), 0))
     counts = {"allow": 0, "require_approval": 0, "deny": 0}
     for step in steps:
         counts[step.decision.effect] += 1
@@ -147,33 +149,34 @@ def _print_step(
     label_width: int,
 ) -> None:
     console.print()
-    title = Text.assemble((f"{number}. ", "dim"), (step.id, "bold"))
+    title = Text.assemble((f"{number}. ", "dim"), (terminal_safe(step.id), "bold"))
     if step.needs:
-        title.append(f"  after {', '.join(step.needs)}", style="dim")
+        title.append(terminal_safe(f"  after {', '.join(step.needs)}"), style="dim")
     console.print(title)
     rows: list[Row] = []
     if isinstance(step.command, str):
-        rows += [("script" if i == 0 else "", Text(line), 2)
+        rows += [("script" if i == 0 else "", _safe(line), 2)
                  for i, line in enumerate(step.command.strip("\n").splitlines())]
     else:
-        rows.append(("runs", Text(shlex.join(step.command)), 2))
-    rows += [("env" if i == 0 else "", Text(f"{name}={value}"), 2)
+        rows.append(("runs", _safe(shlex.join(step.command)), 2))
+    rows += [("env" if i == 0 else "", _safe(f"{name}={value}"), 2)
              for i, (name, value) in enumerate(step.env)]
     if step.cwd:
-        rows.append(("cwd", Text(step.cwd), 0))
+        rows.append(("cwd", _safe(step.cwd), 0))
     if step.tags:
-        rows.append(("tags", Text(", ".join(step.tags)), 0))
+        rows.append(("tags", _safe(", ".join(step.tags)), 0))
     decision = step.decision
-    rows.append(("gate", Text(decision.summary, style=EFFECT_STYLES[decision.effect]), 0))
+    rows.append(("gate", _safe(decision.summary, EFFECT_STYLES[decision.effect]), 0))
     for rule in decision.rules:
-        rows.append(("", Text(f"• {describe_rule(rule)}"), 2))
-        rows.append(("", Text(f"  why: {rule.reason}", style="dim"), 7))
+        rows.append(("", _safe(f"• {describe_rule(rule)}"), 2))
+        rows.append(("", _safe(f"  why: {rule.reason}", "dim"), 7))
         if rule.origin != workflow_file:
-            rows.append(("", Text(f"  from {_shown_path(Path(rule.origin))}", style="dim"), 7))
-    rows += [("warning", Text(w, style="yellow"), 2) for w in decision.warnings]
+            rows.append(("", _safe(f"  from {_shown_path(Path(rule.origin))}", "dim"), 7))
+    rows += [("warning", _safe(w, "yellow"), 2) for w in decision.warnings]
     if viewer is not None and decision.effect != "allow":
         tally = GateTally(decision, initiator.uid, {})
-        rows += [(f"as {viewer.user}" if i == 0 else "", Text(line), 2)
+        label = terminal_safe(f"as {viewer.user}")
+        rows += [(label if i == 0 else "", _safe(line), 2)
                  for i, line in enumerate(what_they_could_do(tally, viewer))]
     _print_rows(console, rows, label_width, indent=3)
 
@@ -190,6 +193,11 @@ def _print_rows(console: Console, rows: list[Row], label_width: int, indent: int
             else:
                 prefix = Text(" " * (left + hang))
             console.print(Text.assemble(prefix, line), no_wrap=True, crop=False)
+
+
+def _safe(text: str, style: str = "") -> Text:
+    """Someone else's text, as rich Text a terminal only shows."""
+    return Text(terminal_safe(text), style=style)
 
 
 def _shown_path(path: Path) -> str:

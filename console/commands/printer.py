@@ -1,4 +1,9 @@
-"""Headless output without rich: the one-line form of each event, printed one per line."""
+"""Headless output without rich: the one-line form of each event, printed one per line.
+
+Events carry what others wrote (the workflow's name, reasons, user names, errors quoting a
+command): each line of `describe` goes through `terminal_safe`, so a field cannot retitle
+the terminal, clear it, or forge a line of its own.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from console.run.events import (
     StepStarted,
     parse_ts,
 )
+from console.textsafe import terminal_safe
 
 STATUS_WORDS = {
     "pending": "pending",
@@ -40,7 +46,17 @@ STATUS_WORDS = {
 
 
 def describe(event: Event) -> str | None:
-    """The one-line, human form of an event; None for events not worth a line."""
+    """The one-line, human form of an event (a gate: two lines); None for events not worth
+    a line. Safe for a terminal whatever the event holds."""
+    found = _describe(event)
+    if found is None:
+        return None
+    lines = (found,) if isinstance(found, str) else found
+    # Made safe line by line: a newline inside a field is shown as `\n`, not obeyed.
+    return "\n".join(terminal_safe(line) for line in lines)
+
+
+def _describe(event: Event) -> str | tuple[str, ...] | None:
     step = f"{event.step}: " if event.step else ""
     match event:
         case RunStarted():
@@ -77,8 +93,8 @@ def describe(event: Event) -> str | None:
                 need = "denied by a soft policy; an override is possible"
             deadline = f", deadline {event.deadline}" if event.deadline else ""
             return (
-                f"{step}awaiting approval: {need}{deadline}\n"
-                f"    to approve, run: {event.approve_command}"
+                f"{step}awaiting approval: {need}{deadline}",
+                f"    to approve, run: {event.approve_command}",
             )
         case ApprovalGiven():
             who = event.actor.user if event.actor else "?"

@@ -2,7 +2,9 @@
 
 One pass over the audit file folds every run's events into a RunState. A run without
 `run.finished` whose process is gone from this host is "abandoned"; a live one is asked
-over its control socket for its current state (the fold is the fallback).
+over its control socket for its current state (the fold is the fallback). Everything shown
+comes from the audit file or another process (workflow names, users, reasons, run ids):
+every cell goes through `terminal_safe` before its width is measured.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from console.run.control_server import run_state_to_json
 from console.run.events import parse_ts
 from console.run.history import fold_audit, pid_alive
 from console.run.state import FINISHED, RunState
+from console.textsafe import terminal_safe
 from console.workflow.model import format_duration
 
 SOCKET_TIMEOUT_S = 2.0
@@ -151,7 +154,8 @@ def _pick(runs: Mapping[str, RunState], wanted: str, audit_path: Path) -> RunSta
             f"no run {wanted} in {audit_path}; `console status` lists the runs recorded there "
             "(use --audit PATH for another audit file)"
         )
-    raise ConsoleError(f"{wanted} matches several runs: {', '.join(sorted(runs))}; give more of it")
+    several = ", ".join(terminal_safe(run) for run in sorted(runs))
+    raise ConsoleError(f"{wanted} matches several runs: {several}; give more of it")
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -170,7 +174,7 @@ def render_table(views: Iterable[RunView]) -> str:
             str(view.state.get("user") or "?"),
         ))
     lines = _columns(rows)
-    notes = [f"* {v.run_id}: {v.note}" for v in views if v.note]
+    notes = [terminal_safe(f"* {v.run_id}: {v.note}") for v in views if v.note]
     return "\n".join(lines + notes)
 
 
@@ -189,7 +193,7 @@ def render_run(view: RunView, now: datetime | None = None) -> str:
         ("progress", f"{done}/{total} steps finished"),
     ]
     width = max(len(k) for k, _ in head)
-    lines = [f"{key.ljust(width)}  {value}" for key, value in head]
+    lines = [f"{key.ljust(width)}  {terminal_safe(value)}" for key, value in head]
     rows = [("STEP", "STATUS", "ATTEMPT", "DURATION", "REASON")]
     moment = now or datetime.now(UTC)
     for step_id, step in (state.get("steps") or {}).items():
@@ -204,6 +208,7 @@ def render_run(view: RunView, now: datetime | None = None) -> str:
 
 
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
