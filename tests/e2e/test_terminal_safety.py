@@ -372,6 +372,18 @@ def pane_running(tmp_path: Path) -> Iterator[Any]:
 
 
 @needs_tmux
+def test_the_ui_does_not_let_a_workflow_name_retitle_the_pane(
+    tmp_path: Path, pane_running: Any
+) -> None:
+    pane = pane_running("run", str(runnable_workflow(tmp_path)))
+    before = pane.title()
+    # The run ends at once: the summary names the workflow, drawn after the header did.
+    screen = pane.wait_for("steps finished")
+    assert "evil\\x1b]2;pwned\\x07" in screen
+    assert pane.title() == before != "pwned"
+
+
+@needs_tmux
 def test_the_live_view_does_not_let_a_workflow_name_retitle_the_pane(
     tmp_path: Path, pane_running: Any
 ) -> None:

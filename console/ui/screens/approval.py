@@ -1,5 +1,7 @@
 """The approval dialog: approve (reason optional or required), deny or override (reason
-required). Shows the decision's rules and the approvals so far; dismisses with the answer."""
+required). Shows the decision's rules and the approvals so far; dismisses with the answer.
+Step ids, rule names, reasons and approvers are someone else's text: drawn `terminal_safe`,
+as rich Text (never markup)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from console.run.state import StepState
+from console.textsafe import terminal_safe
 
 GateAction = Literal["approve", "deny", "override"]
 
@@ -41,23 +44,23 @@ def gate_summary(step: StepState) -> Text:
     text = Text()
     decision = step.decision or {}
     if decision.get("summary"):
-        text.append(f"{decision['summary']}\n", style="bold")
+        text.append(terminal_safe(str(decision["summary"])) + "\n", style="bold")
     for rule in decision.get("rules") or []:
         if not isinstance(rule, dict):
             continue
         text.append("• ")
-        text.append(str(rule.get("name", "?")), style="bold")
+        text.append(terminal_safe(str(rule.get("name", "?"))), style="bold")
         level = f", {rule['level']}" if rule.get("level") else ""
-        text.append(f" ({rule.get('effect', '?')}{level})")
+        text.append(terminal_safe(f" ({rule.get('effect', '?')}{level})"))
         if rule.get("reason"):
-            text.append(f": {rule['reason']}")
+            text.append(terminal_safe(f": {rule['reason']}"))
         text.append("\n")
     text.append(f"Approvals: {len(step.approvals)} of {step.approvals_required} given")
     if step.approvers:
-        text.append(f" · approvers {', '.join(step.approvers)}")
+        text.append(terminal_safe(f" · approvers {', '.join(step.approvers)}"))
     for record in step.approvals:
         reason = f" — {record.reason}" if record.reason else ""
-        text.append(f"\n  ✓ {record.user} at {record.ts[11:19]}{reason}")
+        text.append("\n" + terminal_safe(f"  ✓ {record.user} at {record.ts[11:19]}{reason}"))
     return text
 
 
@@ -89,7 +92,8 @@ class ApprovalScreen(ModalScreen[GateAnswer | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(_TITLES[self.action].format(step=self.step.id), id="title")
+            title = _TITLES[self.action].format(step=terminal_safe(self.step.id))
+            yield Label(Text(title), id="title")
             with VerticalScroll(id="rules"):
                 yield Static(gate_summary(self.step))
             need = "required" if self.reason_required else "optional"

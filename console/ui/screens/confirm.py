@@ -1,10 +1,15 @@
-"""A yes/no (or one-of-several) question as a modal that dismisses with the chosen key."""
+"""A yes/no (or one-of-several) question as a modal that dismisses with the chosen key.
+
+The question and the labels are plain text (they name steps and runs): drawn `terminal_safe`,
+never read as markup.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,6 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 from textual.widgets.button import ButtonVariant
+
+from console.textsafe import terminal_safe
 
 
 class ConfirmScreen(ModalScreen[str | None]):
@@ -44,11 +51,11 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="question")
+            yield Label(Text(terminal_safe(self.question, multiline=True)), id="question")
             with Horizontal():
                 for i, (key, label) in enumerate(self.choices):
                     variant: ButtonVariant = "error" if i == 0 else "default"
-                    yield Button(label, id=f"choice-{key}", variant=variant)
+                    yield Button(Text(terminal_safe(label)), id=f"choice-{key}", variant=variant)
 
     def on_mount(self) -> None:
         self.query(Button).first().focus()

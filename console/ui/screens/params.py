@@ -2,7 +2,8 @@
 
 Each field is checked with the same rule as `-p` (coerce_param_value), and the whole set
 once more with the loader's resolve_params, so the form can never start a run the command
-line would have refused.
+line would have refused. Names, descriptions, choices, defaults and the problems that quote
+them are the workflow author's text: drawn `terminal_safe`, as rich Text (never markup).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -18,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from console.errors import ParamError
+from console.textsafe import terminal_safe
 from console.workflow.loader import resolve_params
 from console.workflow.model import Param, Workflow, coerce_param_value
 
@@ -73,11 +76,13 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Params for {self.workflow.workflow.name}", id="params-title")
+            title = terminal_safe(f"Params for {self.workflow.workflow.name}")
+            yield Label(Text(title), id="params-title")
             with VerticalScroll():
                 for name in self.asked:
                     param = self.workflow.params[name]
-                    yield Label(describe_param(name, param), classes="param-label")
+                    label = terminal_safe(describe_param(name, param), multiline=True)
+                    yield Label(Text(label), classes="param-label")
                     yield self._field(name, param)
                     yield Static("", id=f"problem-{name}", classes="param-problem")
             yield Static("", id="params-problem")
@@ -88,16 +93,18 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
         default = param.default
         if param.type == "choice":
             assert param.choices is not None
-            options = [(choice, choice) for choice in param.choices]
+            options = [(Text(terminal_safe(choice)), choice) for choice in param.choices]
             value = str(default) if default is not None else Select.NULL
             return Select(options, value=value, id=f"param-{name}", allow_blank=default is None)
         if param.type == "bool":
             return Switch(value=bool(default), id=f"param-{name}")
-        field = Input(
-            value=as_text(default) if default is not None else "",
-            placeholder=param.type,
-            id=f"param-{name}",
-        )
+        shown = as_text(default) if default is not None else ""
+        placeholder: str = param.type
+        if terminal_safe(shown) != shown:
+            # An Input draws its value as it is: a default a terminal would act on is left
+            # out of the field and named in the placeholder; an empty field takes it.
+            shown, placeholder = "", f"{param.type}, default {terminal_safe(shown)}"
+        field = Input(value=shown, placeholder=placeholder, id=f"param-{name}")
         field.cursor_blink = self.blink
         return field
 
@@ -132,7 +139,7 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
                     problem = str(exc)
             elif param.is_required:
                 problem = "required — give a value"
-            self.query_one(f"#problem-{name}", Static).update(problem)
+            self.query_one(f"#problem-{name}", Static).update(Text(terminal_safe(problem)))
             ok = ok and not problem
         overall = self.query_one("#params-problem", Static)
         if not ok:
@@ -141,7 +148,7 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
         try:
             resolved = resolve_params(self.workflow, raw)
         except ParamError as exc:
-            overall.update(exc.message)
+            overall.update(Text(terminal_safe(exc.message, multiline=True)))
             return None
         overall.update("")
         return dict(resolved)

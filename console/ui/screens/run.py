@@ -3,6 +3,8 @@
 The screen owns the run state (a fold of the engine's events, delivered in batches by the
 bridge) and hands it down to its widgets; they post selection changes up. The engine runs
 in a worker of group "engine"; the workflow file is watched by a worker of group "watch".
+Its messages name steps, runs and files and quote errors and refusals: the placeholder, the
+banner and every notification are plain text made `terminal_safe` (never markup).
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from console.errors import ConsoleError, WorkflowError
 from console.run.exit_codes import EXIT_CODES
+from console.textsafe import terminal_safe
 from console.ui.widgets.header import RunHeader
 
 # The screen paints its shell (header, "loading FILE…", footer) before anything else loads:
@@ -164,7 +169,8 @@ class RunScreen(Screen[None]):
         self.call_after_refresh(self._load_workflow)
 
     def _show_placeholder(self, text: str) -> None:
-        self.query_one("#placeholder-text", Static).update(text)
+        shown = Text(terminal_safe(text, multiline=True))
+        self.query_one("#placeholder-text", Static).update(shown)
 
     @work(exclusive=True, group="load", exit_on_error=False, thread=True)
     def _load_workflow(self) -> tuple[LoadedWorkflow, EngineSettings]:
@@ -282,9 +288,16 @@ class RunScreen(Screen[None]):
             return  # clearing a hidden banner would still cost the screen a layout
         self.banner_text = text
         banner = self.query_one("#banner", Static)
-        banner.update(text)
+        banner.update(Text(terminal_safe(text, multiline=True)))
         banner.set_class(bool(text), "-shown")
         banner.set_class(kind == "error", "-error")
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A notification as plain text, safe for the terminal: it names steps and runs and
+        quotes errors and refusals, none of which is markup (`markup` is ignored)."""
+        super().notify(terminal_safe(message, multiline=True), title=title, severity=severity,
+                       timeout=timeout, markup=False)
 
     # Handlers named by Textual's convention, so the DagView class loads with the workflow.
     def on_dag_view_step_selected(self, event: DagView.StepSelected) -> None:

@@ -1,4 +1,7 @@
-"""After a run: its outcome, the counts, a timeline of the steps, and the audit head to keep."""
+"""After a run: its outcome, the counts, a timeline of the steps, and the audit head to keep.
+
+The workflow's name and step ids are drawn through `terminal_safe`, as rich Text.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from textual.widgets import Footer, Static
 
 from console.run.events import parse_ts
 from console.run.state import RunState, StepState
+from console.textsafe import terminal_safe
 from console.ui.widgets.node_status import describe, short_duration
 
 # Eighths of a cell, for the fractional end of a bar.
@@ -101,7 +105,8 @@ class Timeline(Widget):
         steps = list(self.state.steps.values())
         start, total = run_span(self.state)
         width = self.content_size.width
-        name_w = min(max((len(s.id) for s in steps), default=4), 18)
+        names = {s.id: terminal_safe(s.id) for s in steps}
+        name_w = min(max((len(name) for name in names.values()), default=4), 18)
         end = _finished_at(self.state)
         words = {s.id: f"{describe(s, end).icon} {describe(s, end).word}" for s in steps}
         word_w = min(max((len(w) for w in words.values()), default=6), 26)
@@ -114,7 +119,7 @@ class Timeline(Widget):
         for step in steps:
             tone = describe(step, end).tone
             style = self.get_component_rich_style(f"timeline--{tone}")
-            out.append(_fit(step.id, name_w).ljust(name_w) + " ", self._name_style())
+            out.append(_fit(names[step.id], name_w).ljust(name_w) + " ", self._name_style())
             out.append("│", axis)
             drawn = self._step_bar(step, start, total, track_w)
             out.append(drawn.ljust(track_w), style)
@@ -164,14 +169,14 @@ def outcome_line(state: RunState) -> str:
     _, total = run_span(state)
     name = state.workflow or "workflow"
     run = state.run_id or "?"
-    return f"{name} · run {run} · {state.status} in {short_duration(total)}"
+    return terminal_safe(f"{name} · run {run} · {state.status} in {short_duration(total)}")
 
 
 def counts_line(state: RunState) -> str:
     counts = state.counts()
     order = ("succeeded", "reused", "failed", "error", "denied", "skipped", "cancelled")
     parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
-    parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in order]
+    parts += [terminal_safe(f"{n} {s}") for s, n in sorted(counts.items()) if s not in order]
     done, total = state.progress
     return f"{done}/{total} steps finished: " + (", ".join(parts) if parts else "none")
 
@@ -212,11 +217,12 @@ class SummaryScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         tone = _OUTCOME_TONES.get(self.state.status, "muted")
         with VerticalScroll():
-            yield Static(outcome_line(self.state), id="summary-outcome", classes=f"-{tone}")
-            yield Static(counts_line(self.state), id="summary-counts")
+            yield Static(Text(outcome_line(self.state)), id="summary-outcome",
+                         classes=f"-{tone}")
+            yield Static(Text(counts_line(self.state)), id="summary-counts")
             yield Timeline(self.state, id="summary-timeline")
             yield Static("audit head (keep it to prove the trail later):", id="summary-head-label")
-            yield Static(self.audit_head, id="summary-head")
+            yield Static(Text(terminal_safe(self.audit_head)), id="summary-head")
         yield Footer()
 
     def action_close(self) -> None:

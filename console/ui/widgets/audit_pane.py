@@ -1,7 +1,9 @@
 """The audit pane: the audit file followed live, a row per record, and the chain's state.
 
 Records written by other terminals (approvals, other runs) appear as they land, because the
-pane follows the file itself rather than this process's events.
+pane follows the file itself rather than this process's events. Everything in a record may
+be someone else's text: rows, titles and the record view are `terminal_safe` rich Text, never
+markup (a DataTable reads a str cell as markup).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from textual.worker import Worker, WorkerState
 
 from console.audit.follow import follow
 from console.audit.log import VerifyReport, verify_chain
+from console.textsafe import terminal_safe, terminal_safe_json
 from console.ui.widgets.audit_records import ChainTracker, cells, fit, last_records
 
 MAX_ROWS = 2000
@@ -205,10 +208,10 @@ class AuditPane(Vertical):
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._update_titles()
 
-    def _cells(self, record: dict[str, Any]) -> tuple[str, ...]:
+    def _cells(self, record: dict[str, Any]) -> tuple[Text, ...]:
         row = cells(record)
         widths = (*FIXED_WIDTHS, self._summary_width)
-        return tuple(fit(cell, width) for cell, width in zip(row, widths, strict=True))
+        return tuple(Text(fit(cell, width)) for cell, width in zip(row, widths, strict=True))
 
     # --- filter and details -------------------------------------------------------------
 
@@ -248,7 +251,7 @@ class AuditPane(Vertical):
                 return
 
     def _update_titles(self) -> None:
-        self.border_title = f"Audit · {self.chain.describe()}"
+        self.border_title = Text(terminal_safe(f"Audit · {self.chain.describe()}"))
         self.set_class(self.chain.broken, "-broken")
         if self.run_id is None:
             scope = "all runs"
@@ -259,7 +262,7 @@ class AuditPane(Vertical):
         rows = f"{len(self.shown_records)} rows"
         if self.follow_error is not None:
             rows = f"not following: {self.follow_error}"
-        self.border_subtitle = f"{rows} · {scope}"
+        self.border_subtitle = Text(terminal_safe(f"{rows} · {scope}"))
 
 
 class AuditEventScreen(ModalScreen[None]):
@@ -292,7 +295,7 @@ class AuditEventScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         scroll = VerticalScroll()
-        scroll.border_title = f"audit record seq {self.record.get('seq', '?')}"
+        scroll.border_title = Text(terminal_safe(f"audit record seq {self.record.get('seq', '?')}"))
         scroll.border_subtitle = "escape: close"
         with scroll:
             yield Static(Text(pretty_record(self.record)), id="audit-record-json")
@@ -304,4 +307,7 @@ class AuditEventScreen(ModalScreen[None]):
 
 
 def pretty_record(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)
+    """The record as indented JSON, its unsafe characters written as JSON escapes."""
+    pretty = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)
+    # json.dumps writes a newline only between members, never inside a string.
+    return "\n".join(terminal_safe_json(line) for line in pretty.split("\n"))

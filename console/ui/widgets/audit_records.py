@@ -1,4 +1,8 @@
-"""What the audit pane makes of records: one-line summaries, and the chain's state."""
+"""What the audit pane makes of records: one-line summaries, and the chain's state.
+
+A record holds what others wrote (reasons, user names, step ids, errors): every cell of a
+row is made `terminal_safe`.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,21 @@ from typing import Any
 from console.audit import reading
 from console.audit.chain import record_hash
 from console.audit.log import GENESIS, VerifyReport
+from console.textsafe import terminal_safe
 
 SUMMARY_WIDTH = 120
 
 
 def cells(record: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
-    """The pane's row for `record`: time, actor, type, step, summary."""
+    """The pane's row for `record`: time, actor, type, step, summary; each safe to draw."""
     actor = record.get("actor")
     user = str(actor.get("user", "")) if isinstance(actor, Mapping) else ""
     return (
-        clock(record.get("ts")),
-        user,
-        str(record.get("type", "")),
-        str(record.get("step") or ""),
-        summarize(record),
+        terminal_safe(clock(record.get("ts"))),
+        terminal_safe(user),
+        terminal_safe(str(record.get("type", ""))),
+        terminal_safe(str(record.get("step") or "")),
+        terminal_safe(summarize(record)),
     )
 
 

@@ -2,7 +2,8 @@
 
 A Line API widget: `render_line` draws only the rows and columns on screen, so a workflow
 with a thousand steps costs what fits in the terminal. The screen hands down the workflow,
-the run state, the clock and the filter; the view posts the selection up.
+the run state, the clock and the filter; the view posts the selection up. Step ids and
+what a status quotes are drawn through `terminal_safe`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from console.run.state import RunState, StepState
+from console.textsafe import terminal_safe
 from console.ui.widgets.dag_layout import (
     LINE_CHARS,
     NODE_H,
@@ -41,12 +43,10 @@ AUTO_LIST_ABOVE = 300  # steps: past this the compact list opens first (`g` swit
 _TONES = ("pending", "waiting", "running", "ok", "bad", "gate", "muted")
 
 
-def _clean(text: str) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in text)
-
-
 def _fit(text: str, width: int) -> str:
-    text = _clean(text)
+    # Safe first; then the node grid counts a character as a cell, so anything else that
+    # takes no cell (a zero-width space, a soft hyphen) is drawn as a space.
+    text = "".join(ch if ch.isprintable() else " " for ch in terminal_safe(text))
     if len(text) > width:
         return text[: max(0, width - 1)] + "…"
     return text.ljust(width)
@@ -124,7 +124,7 @@ class DagView(ScrollView, can_focus=True):
         self.steps = steps
         self.layout_data = build_layout(steps)
         self._order = [sid for column in self.layout_data.columns for sid in column]
-        self._longest_id = max((len(sid) for sid in self._order), default=10)
+        self._longest_id = max((len(terminal_safe(sid)) for sid in self._order), default=10)
         if len(steps) > AUTO_LIST_ABOVE:
             self.mode = "list"
         self._refilter()
@@ -377,7 +377,8 @@ class DagView(ScrollView, can_focus=True):
         longest = self._longest_id
         layer = self.layout_data.slots[sid].layer + 1 if sid in self.layout_data.slots else 0
         gate = gate_text(state, self.steps.get(sid))
-        text = f" {look.icon} {sid.ljust(longest)}  L{layer:<3} {_fit(look.word, 28)} {gate}"
+        name = terminal_safe(sid).ljust(longest)
+        text = f" {look.icon} {name}  L{layer:<3} {_fit(look.word, 28)} {gate}"
         style = self._style(look.tone)
         if sid == self.selected:
             style += self._style("selected")

@@ -1,4 +1,8 @@
-"""The one-line header: workflow, run id, user@host, elapsed time and progress x/y."""
+"""The one-line header: workflow, run id, user@host, elapsed time and progress x/y.
+
+The workflow's name (and a run id read back from a file) are someone else's text: they are
+drawn through `terminal_safe`, so a name cannot retitle the window or clear the screen.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import Static
+
+from console.textsafe import terminal_safe
 
 # The header paints in the first frame, before the run domain has loaded.
 if TYPE_CHECKING:
@@ -35,14 +41,14 @@ class RunHeader(Static):
 
     def __init__(self, *, user: str, host: str, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.user = user
-        self.host = host
+        self.user = terminal_safe(user)
+        self.host = terminal_safe(host)
         self._shown: Text | None = None
 
     def show_file(self, name: str) -> None:
         """Before the workflow has loaded: its file and who is at the keyboard."""
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(name, style="bold")
+        text.append(terminal_safe(name), style="bold")
         text.append(f"  {self.user}@{self.host}")
         self._draw(text)
 
@@ -58,8 +64,8 @@ class RunHeader(Static):
             end = parse_ts(state.finished_ts) if state.finished_ts else now
             elapsed = short_duration(max(0.0, (end - parse_ts(state.started_ts)).total_seconds()))
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(workflow, style="bold")
-        text.append(f"  run {state.run_id or '—'}")
+        text.append(terminal_safe(workflow), style="bold")
+        text.append(terminal_safe(f"  run {state.run_id or '—'}"))
         text.append(f"  {self.user}@{self.host}")
         text.append(f"  {_RUN_WORDS.get(state.status, state.status)} {elapsed}")
         text.append(f"  {done}/{total}", style="bold")

@@ -1,6 +1,7 @@
 """How a step's status reads on screen: an icon, a word and a colour class, never colour alone.
 
 Shared by the DAG nodes, the compact list and the step detail so that they always agree.
+What a status quotes from others (an error, a denial, a user name) is made `terminal_safe`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.run.events import parse_ts
 from console.run.state import StepState
+from console.textsafe import terminal_safe
 
 if TYPE_CHECKING:
     from console.workflow.model import Step
@@ -92,11 +94,11 @@ def describe(step: StepState, now: datetime) -> StatusLook:
     elif status == "failed":
         word = f"failed (exit {step.exit_code})" if step.exit_code is not None else "failed"
     elif status == "error":
-        word = f"error: {step.error}" if step.error else "error"
+        word = f"error: {terminal_safe(step.error)}" if step.error else "error"
     elif status == "denied":
-        word = f"denied: {step.denied_by}" if step.denied_by else "denied"
+        word = f"denied: {terminal_safe(step.denied_by)}" if step.denied_by else "denied"
     else:
-        word = status
+        word = terminal_safe(status)
     return StatusLook(icon, word, tone)
 
 
@@ -116,7 +118,7 @@ def gate_text(state: StepState, model: Step | None) -> str:
     if state.status == "awaiting_approval":
         return f"needs {state.approvals_required}, {len(state.approvals)} given"
     if state.overridden_by is not None:
-        return f"overridden by {state.overridden_by.user}"
+        return f"overridden by {terminal_safe(state.overridden_by.user)}"
     decision = state.decision
     if decision:
         effect = decision.get("effect")

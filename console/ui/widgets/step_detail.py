@@ -1,5 +1,9 @@
 """The selected step: command, env (secrets masked), attempts, timing, the gate's decision
-with every rule and reason, approvals so far, and the live tail of its log."""
+with every rule and reason, approvals so far, and the live tail of its log.
+
+Nearly all of it is someone else's text (the workflow's, an approver's reason, an error):
+every such string is drawn through `terminal_safe`, as rich Text (never markup).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from console.run.state import StepState
+from console.textsafe import terminal_safe
 from console.ui.widgets.log_tail import LogTail
 from console.ui.widgets.node_status import describe, short_duration
 
@@ -130,28 +135,28 @@ def render_detail(
     look = describe(state, now)
     parts: list[RenderableType] = []
     head = Text()
-    head.append(step_id, style="bold")
+    head.append(terminal_safe(step_id), style="bold")
     head.append(f"  {look.icon} {look.word}")
     parts.append(head)
     if model is not None and model.description:
-        parts.append(Text(model.description, style="italic"))
+        parts.append(Text(terminal_safe(model.description, multiline=True), style="italic"))
     if model is not None and (model.tags or model.needs):
         line = Text()
         if model.needs:
-            line.append("needs ", style="dim").append(", ".join(model.needs))
+            line.append("needs ", style="dim").append(terminal_safe(", ".join(model.needs)))
         if model.tags:
             line.append("  tags " if model.needs else "tags ", style="dim")
-            line.append(", ".join(model.tags))
+            line.append(terminal_safe(", ".join(model.tags)))
         parts.append(line)
     if verdict:
-        parts.append(Text(verdict, style="bold"))
+        parts.append(Text(terminal_safe(verdict), style="bold"))
 
     parts.append(_section("Command"))
-    parts.append(Text(_command_text(state, model)))
+    parts.append(Text(terminal_safe(_command_text(state, model), multiline=True)))
     if model is not None and model.env:
         parts.append(_section("Env"))
         for name, value in masked_env(model.env):
-            parts.append(Text.assemble((name, "bold"), "=", value))
+            parts.append(Text.assemble((terminal_safe(name), "bold"), "=", terminal_safe(value)))
 
     parts.append(_section("Run"))
     attempts = "not started"
@@ -172,9 +177,9 @@ def render_detail(
     if state.exit_code is not None:
         parts.append(Text(f"exit code {state.exit_code}"))
     if state.error:
-        parts.append(Text(f"error: {state.error}"))
+        parts.append(Text(terminal_safe(f"error: {state.error}")))
     if state.reason:
-        parts.append(Text(f"reason: {state.reason}"))
+        parts.append(Text(terminal_safe(f"reason: {state.reason}")))
 
     parts.extend(_gate_parts(state, model))
     return Group(*parts)
@@ -191,23 +196,24 @@ def _gate_parts(state: StepState, model: Step | None) -> list[RenderableType]:
         parts.append(_section("Gate"))
         approval = model.approval
         who = ", ".join(approval.approvers) or "anyone but policy limits"
-        parts.append(Text(f"step approval: {approval.approvals} from {who}"
+        parts.append(Text(terminal_safe(f"step approval: {approval.approvals} from {who}")
                           + ("; reason required" if approval.reason else "")))
         return parts
     if decision is None:
         return parts
     parts.append(_section("Decision"))
-    parts.append(Text(f"{decision.get('effect', '?')}: {decision.get('summary', '')}".rstrip(": ")))
+    summary = f"{decision.get('effect', '?')}: {decision.get('summary', '')}".rstrip(": ")
+    parts.append(Text(terminal_safe(summary)))
     for rule in decision.get("rules") or []:
         if not isinstance(rule, dict):
             continue
         line = Text("• ")
-        line.append(str(rule.get("name", "?")), style="bold")
-        line.append(f"  {rule.get('effect', '?')}")
+        line.append(terminal_safe(str(rule.get("name", "?"))), style="bold")
+        line.append(terminal_safe(f"  {rule.get('effect', '?')}"))
         if rule.get("level"):
-            line.append(f" ({rule['level']})")
+            line.append(terminal_safe(f" ({rule['level']})"))
         if rule.get("reason"):
-            line.append(f" — {rule['reason']}")
+            line.append(terminal_safe(f" — {rule['reason']}"))
         parts.append(line)
     if state.approvals_required:
         parts.append(_section("Approvals"))
@@ -216,16 +222,18 @@ def _gate_parts(state: StepState, model: Step | None) -> list[RenderableType]:
             given += f"; approvers: {', '.join(state.approvers)}"
         if state.reason_required:
             given += "; a reason is required"
-        parts.append(Text(given))
+        parts.append(Text(terminal_safe(given)))
         if state.gate_deadline:
             parts.append(Text(f"denied if undecided by {_when(state.gate_deadline)}"))
         if state.approve_command and state.status == "awaiting_approval":
-            parts.append(Text(f"from another terminal: {state.approve_command}", style="dim"))
+            parts.append(Text(terminal_safe(f"from another terminal: {state.approve_command}"),
+                              style="dim"))
     for record in state.approvals:
         reason = f" — {record.reason}" if record.reason else ""
         who = f"{record.user} (uid {record.uid}, {record.via})"
-        parts.append(Text(f"✓ {who} {_when(record.ts)}{reason}"))
+        parts.append(Text(terminal_safe(f"✓ {who} {_when(record.ts)}{reason}")))
     if state.overridden_by is not None:
         o = state.overridden_by
-        parts.append(Text(f"⚑ overridden by {o.user} (uid {o.uid}) {_when(o.ts)} — {o.reason}"))
+        parts.append(Text(terminal_safe(
+            f"⚑ overridden by {o.user} (uid {o.uid}) {_when(o.ts)} — {o.reason}")))
     return parts
