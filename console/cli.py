@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from console import __version__
 from console.errors import ConsoleError
+from console.textsafe import terminal_safe
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = module.main(args)
     except ConsoleError as exc:
-        print(f"console: {exc.message}", file=sys.stderr)
+        print(f"console: {terminal_safe(exc.message, multiline=True)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("console: interrupted", file=sys.stderr)
@@ -157,6 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # The last line of defence: a file or socket problem no command anticipated.
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"console: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"console: {terminal_safe(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
     return code

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from console.run.exit_codes import EXIT_CODES
 from console.run.last_resort import ExitDeadline, keeps_default
+from console.textsafe import terminal_safe
 
 if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
     from console.run.engine import Engine, EngineSettings
@@ -95,18 +96,18 @@ def run_headless(
 def _report_end(engine: Engine, settings: EngineSettings) -> None:
     broken = engine.audit_break
     if broken is not None:
-        missing = ", ".join(str(u) for u in broken.unrecorded)
+        missing = terminal_safe(", ".join(str(u) for u in broken.unrecorded))
         print(
-            f"console: {broken.error}\n"
+            f"console: {terminal_safe(broken.error)}\n"
             "console: the run was stopped (fail closed): nothing more started, running steps "
             "were stopped, no cleanup ran.\n"
-            f"console: not recorded in {broken.path}: {missing}",
+            f"console: not recorded in {terminal_safe(broken.path)}: {missing}",
             file=sys.stderr,
         )
         return
     if engine.audit is not None:
         seq, digest = engine.audit.head()
-        print(f"audit head: {seq}:{digest} ({settings.audit_path})")
+        print(f"audit head: {seq}:{digest} ({terminal_safe(str(settings.audit_path))})")
 
 
 class TerminalGuard:

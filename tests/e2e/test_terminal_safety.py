@@ -124,6 +124,16 @@ def test_validate_quotes_a_bad_step_id_visibly(tmp_path: Path) -> None:
     assert "steps.\"evil\\x1b]2;pwned\\x07" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["plan", "graph", "run"])
+def test_other_commands_quote_a_bad_workflow_visibly(tmp_path: Path, command: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"[workflow]\nname = 'x'\n\n[steps.{toml(HOSTILE)}]\nrun = ['true']\n")
+    result = console(command, str(bad), *(["--no-tui"] if command == "run" else []))
+    assert result.returncode == 1
+    assert_safe(result.stdout + result.stderr)
+    assert "steps.\"evil\\x1b]2;pwned\\x07" in result.stderr
+
+
 def test_validate_names_a_file_someone_else_named_visibly(tmp_path: Path) -> None:
     # `console validate workflows/*.toml` prints names it did not choose.
     path = hostile_workflow(tmp_path, name="wf\x1b]2;pwned\x07.toml")
