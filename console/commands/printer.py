@@ -13,6 +13,9 @@ from typing import IO
 from console.run.events import (
     ApprovalGiven,
     ApprovalRefused,
+    AuditFailed,
+    CancelRequested,
+    CleanupsSkipped,
     Event,
     GateClosed,
     GateOpened,
@@ -20,6 +23,7 @@ from console.run.events import (
     RunFinished,
     RunInterrupted,
     RunStarted,
+    StepCancelled,
     StepDenied,
     StepFinished,
     StepReused,
@@ -101,14 +105,30 @@ def _describe(event: Event) -> str | tuple[str, ...] | None:
             return f"{step}approved by {who} ({event.approvals}/{event.approvals_required})"
         case ApprovalRefused():
             who = event.actor.user if event.actor else "?"
-            return f"{step}{event.action} by {who} refused: {event.why}"
+            times = f" ({event.count} times)" if event.count > 1 else ""
+            return f"{step}{event.action} by {who} refused{times}: {event.why}"
+        case StepCancelled():
+            return f"{step}cancelled: {event.reason}"
+        case CancelRequested():
+            who = event.actor.user if event.actor else "?"
+            if event.target == "run":
+                return f"run cancelled by {who}; stopping the steps, then the cleanups run"
+            return f"{step}cancel requested by {who}"
+        case CleanupsSkipped():
+            names = ", ".join(event.steps) or "none left"
+            return f"{event.signal} again: cleanups skipped ({names})"
+        case AuditFailed():
+            return f"audit file failed ({event.error}); stopping the run (fail closed)"
         case OverrideGiven():
             who = event.actor.user if event.actor else "?"
             return f"{step}overridden by {who}: {event.reason}"
         case GateClosed():
             return f"{step}gate {event.outcome.replace('_', ' ')}"
         case RunInterrupted():
-            return f"run interrupted by {event.signal}; stopping the steps"
+            return (
+                f"run interrupted by {event.signal}; stopping the steps, then the cleanups run"
+                " (send it again to skip them)"
+            )
         case RunFinished():
             counts = ", ".join(
                 f"{n} {STATUS_WORDS.get(k, k)}" for k, n in sorted(event.counts.items())

@@ -59,6 +59,8 @@ def test_cancelling_bluegreen_at_its_gate_is_a_cancel_and_cleanup_runs(tmp_path:
     finally:
         run.kill()
     assert run.returncode == 130, (out, err)
+    assert "switch-traffic: cancelled: cancelled by " in out
+    assert "payments-bluegreen" in out and " cancelled in " in out.splitlines()[-2]
     assert _outcome(audit) == "cancelled"
     assert "switch-traffic" not in _steps_started(audit)
     assert _steps_started(audit)[-1] == "cleanup"
@@ -143,10 +145,11 @@ def test_a_second_sigterm_skips_a_stuck_cleanup_and_ends_the_run_in_time(
         run.send_signal(signal.SIGTERM)
         wait_for_record(audit, "step.started", "cleanup")
         run.send_signal(signal.SIGTERM)
-        _, err = run.communicate(timeout=STOP_BOUND_S)
+        out, err = run.communicate(timeout=STOP_BOUND_S)
     finally:
         run.kill()
     assert run.returncode == 130, err
+    assert "SIGTERM again: cleanups skipped (cleanup)" in out
     types = [r["type"] for r in records(audit)]
     assert "run.cleanups_skipped" in types
     assert _outcome(audit) == "interrupted"

@@ -144,7 +144,15 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "gate.evaluated": _gate_evaluated,
     "gate.opened": _gate_opened,
     "approval.given": _approval_given,
-    "approval.refused": lambda d: f"{d['action']} refused: {d['why']}",
+    "approval.refused": lambda d: (
+        f"{d['action']} refused"
+        + (f" ({d['count']} times)" if d.get("count", 1) > 1 else "")
+        + f": {d['why']}"
+    ),
+    "step.cancelled": _reason("reason"),
+    "run.cleanups_skipped": lambda d: (
+        f"{d['signal']} again: cleanups skipped ({', '.join(d['steps']) or 'none left'})"
+    ),
     "override.given": lambda d: f"override of {', '.join(d['policies'])}: {d['reason']}",
     "gate.closed": lambda d: str(d["outcome"]) + (f": {d['reason']}" if d.get("reason") else ""),
     "cancel.requested": lambda d: f"cancel the {d['target']}",
