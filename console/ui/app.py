@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import pwd
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -20,6 +22,8 @@ from textual.theme import Theme
 
 from console.config import Config, ConfigError, save_theme
 from console.paths import default_audit_path
+from console.ui.driver import ConsoleDriver
+from console.ui.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, EngineFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
@@ -27,8 +31,20 @@ from console.ui.themes import initial_theme, load_themes, next_theme, register_t
 # The engine, the workflow model (pydantic) and the audit pane load after the first frame:
 # the shell paints first, then a worker loads the workflow (see RunScreen).
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from console.run.engine import Engine, EngineSettings, Executor
     from console.workflow.loaded import LoadedWorkflow
+
+# The engine's default grace between SIGTERM and SIGKILL (EngineSettings.grace_s), for a
+# signal that arrives before the workflow (and its settings) has loaded.
+DEFAULT_GRACE_S = 10.0
+# The lifeline ends the process this much before the stop budget runs out.
+LIFELINE_MARGIN_S = 1.0
+# Once no run is live, how long stopping may take (Textual's shutdown, the interpreter's).
+SHUTDOWN_S = 5.0
+# How often the app looks whether its terminal is still there.
+TERMINAL_CHECK_S = 1.0
 
 _KEY_NAMES = {
     "slash": "/",
@@ -65,29 +81,108 @@ class ConsoleApp(App[int]):
 
     def __init__(self, options: RunOptions, *, themes: list[Theme], theme: str,
                  remember_theme: bool = True) -> None:
-        super().__init__()
+        # The driver never waits on a terminal that went away (see console/ui/driver.py).
+        super().__init__(driver_class=ConsoleDriver)
+        self.live_run = LiveRun()
+        options = dataclasses.replace(
+            options, engine_factory=_watched(options.engine_factory, self.live_run)
+        )
         self.options = options
         self.theme_names = register_themes(self, themes)
         self.remember_theme = remember_theme
         self.theme = theme
         self.run_screen = RunScreen(options)
+        self.lifeline: Lifeline | None = None
+        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._caught: tuple[signal.Signals, ...] = ()
+        self._hangup_handled = False
+        self._exiting = False
 
     def get_default_screen(self) -> Screen[None]:
         return self.run_screen
 
     def on_mount(self) -> None:
-        if not self.is_headless:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self._signalled, sig.name)
+        if self.is_headless:
+            return
+        self.lifeline = Lifeline(self._last_resort, self._stop_budget)
+        self._signal_loop = asyncio.get_running_loop()
+        self._caught = catch_stop_signals(self._signalled)
+        self.lifeline.watch_signals()
+        # SIGHUP may be ignored (nohup) or never sent: look at the terminal now and then too.
+        self.set_interval(TERMINAL_CHECK_S, self._check_terminal)
+
+    # --- stopping: signals, a lost terminal, the last resort ----------------------------
 
     def _signalled(self, name: str) -> None:
+        """In the signal handler: hand the signal to the event loop (which may be blocked:
+        the lifeline, armed by the signal too, then ends the process)."""
+        if self.lifeline is not None:
+            self.lifeline.arm(self._stop_budget(), firm=False)
+        loop = self._signal_loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the lifeline decides
+                loop.call_soon_threadsafe(self._stop_for, name)
+
+    def _stop_for(self, name: str) -> None:
+        """Interrupt the live run (the engine records it and stops the steps) and quit once
+        it has ended, with 130; without a live run, quit now. A hangup counts once: the
+        kernel and the shell may both send one, and the lost terminal reports it too."""
+        if name == "SIGHUP":
+            if self._hangup_handled:
+                return
+            self._hangup_handled = True
+            self._check_terminal()
         screen = self.run_screen
-        if screen.engine is not None and screen.state.live:
-            screen._quit_after_run = True
-            screen.engine.interrupt(name)
-        else:
-            self.exit(screen.exit_code)
+        if not screen.interrupt_run(name):
+            self.exit(screen.exit_code if screen.engine is not None else EXIT_INTERRUPTED)
+        if self.lifeline is not None:
+            self.lifeline.arm(self._stop_budget())
+
+    @on(ConsoleDriver.TerminalLost)
+    def _terminal_lost(self) -> None:
+        if signal.SIGHUP in self._caught:
+            self._stop_for("SIGHUP")
+        elif not self.run_screen.quit_when_run_ends():
+            # SIGHUP ignored (nohup): a live run goes on to its end; nothing else can happen.
+            self.exit(self.run_screen.exit_code)
+
+    def _check_terminal(self) -> None:
+        driver = self._driver
+        if isinstance(driver, ConsoleDriver):
+            driver.check_terminal()
+
+    def exit(self, result: int | None = None, return_code: int = 0,
+             message: RenderableType | None = None) -> None:
+        super().exit(result, return_code, message)
+        self._exiting = True
+        if self.lifeline is not None and self.lifeline.due is not None:
+            # Stopping, and the run is over: only Textual's shutdown is left to wait for.
+            self.lifeline.arm(self._stop_budget())
+
+    def _stop_budget(self) -> float:
+        """How long the process may take to stop from now, less a margin so that it is gone
+        by then: with a live run, what the engine says it needs (the grace for its steps,
+        cleanups), else the grace plus 5 s; without, SHUTDOWN_S. Called in the signal
+        handler too: reads plain attributes only."""
+        screen = self.run_screen
+        if self._exiting or not self.live_run.live:
+            return SHUTDOWN_S - LIFELINE_MARGIN_S
+        grace = screen.settings.grace_s if screen.settings is not None else DEFAULT_GRACE_S
+        budget = grace + 5.0
+        settle = getattr(screen.engine, "settle_within_s", None)
+        if callable(settle):
+            with contextlib.suppress(Exception):
+                budget = float(settle())
+        return max(budget - LIFELINE_MARGIN_S, 1.0)
+
+    def _last_resort(self) -> None:
+        """In the lifeline's thread, just before os._exit: no step outlives the console, and
+        the terminal (if still there) is given back."""
+        self.live_run.kill_steps()
+        driver = self._driver
+        if isinstance(driver, ConsoleDriver):
+            driver.restore_now("console: the run did not stop in time after the signal; "
+                               "its steps were killed\n")
 
     # --- actions -----------------------------------------------------------------------
 
@@ -142,6 +237,18 @@ class ConsoleApp(App[int]):
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
+
+
+def _watched(factory: EngineFactory, live_run: LiveRun) -> EngineFactory:
+    """Every engine the app builds tells `live_run` whether it runs, and which steps."""
+
+    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
+              settings: EngineSettings) -> Engine:
+        engine = factory(loaded, params, settings)
+        engine.add_sink(live_run)
+        return engine
+
+    return build
 
 
 def _default_engine_factory(executor: Executor | None) -> EngineFactory:

@@ -678,3 +678,22 @@ class RunScreen(Screen[None]):
         if not verdict.ok and not self._engine_busy():
             self.app.exit(self.exit_code)
         self.notify("Cancelling the run; quitting when it has stopped.", timeout=5)
+
+    # --- stopping on a signal (the app catches them) -------------------------------------
+
+    def interrupt_run(self, signal_name: str) -> bool:
+        """A stop signal: interrupt the live run (the engine records it and stops the steps)
+        and quit once it has ended. False when no run is live: nothing to wait for."""
+        if self.engine is None or not self._engine_busy():
+            return False
+        self._quit_after_run = True
+        self.engine.interrupt(signal_name)
+        return True
+
+    def quit_when_run_ends(self) -> bool:
+        """Quit once the live run has ended, as it would have without the UI (the terminal
+        is gone and SIGHUP is ignored). False when no run is live."""
+        if self.engine is None or not self._engine_busy():
+            return False
+        self._quit_after_run = True
+        return True
