@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.run.exit_codes import EXIT_CODES
-from console.run.last_resort import ExitDeadline, keeps_default
+from console.run.lifeline import Lifeline, LiveRun, catch_stop_signals
 from console.textsafe import terminal_safe
 
 if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
     from console.run.events import RunOutcome
     from console.workflow.loaded import LoadedWorkflow
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def audit_path_for(cli_audit: str | None, loaded: LoadedWorkflow | None) -> Path:
@@ -140,18 +139,35 @@ def _run(engine: Engine) -> RunOutcome:
 
 
 async def _drive(engine: Engine) -> RunOutcome:
+    """Run the engine; a stop signal interrupts the run, a second one skips its cleanups.
+
+    The signals are caught by `signal.signal` and handed to the loop, and the lifeline ends
+    the process at the stop budget even if the loop is stuck (see console/run/lifeline.py).
+    SIGHUP counts once: a terminal that goes away may send it twice (kernel and shell).
+    """
     loop = asyncio.get_running_loop()
-    deadline = ExitDeadline()
+    live = LiveRun()
+    engine.add_sink(live)
+    lifeline = Lifeline(live.kill_steps, engine.settle_within_s)
+    seen: set[str] = set()
 
-    def stop(sig: signal.Signals) -> None:
-        engine.interrupt(sig.name)
-        deadline.arm(engine.settle_within_s())
+    def stop(name: str) -> None:
+        if name == "SIGHUP" and name in seen:
+            return
+        seen.add(name)
+        engine.interrupt(name)
+        lifeline.arm(engine.settle_within_s())
 
-    handled = [sig for sig in STOP_SIGNALS if keeps_default(sig)]
-    for sig in handled:
-        loop.add_signal_handler(sig, stop, sig)
+    def on_signal(name: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the lifeline decides
+            loop.call_soon_threadsafe(stop, name)
+
+    previous = {sig: signal.getsignal(sig) for sig in signal.Signals}
+    caught = catch_stop_signals(on_signal)
+    lifeline.watch_signals()
     try:
         return await engine.run()
     finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
+        signal.set_wakeup_fd(-1)
+        for sig in caught:
+            signal.signal(sig, previous[sig])

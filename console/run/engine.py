@@ -576,7 +576,10 @@ class Engine:
         """How long the run may still take after a stop: the cleanups' budget (if they may
         still run), then the grace for stopping processes."""
         budget = self.settings.grace_s + 5.0
-        if self._cleanups_allowed and self._cleanup_deadline is not None:
+        cleanups_left = any(
+            self._is_cleanup(sid) and not st.finished for sid, st in self.state.steps.items()
+        )
+        if self._cleanups_allowed and self._cleanup_deadline is not None and cleanups_left:
             budget += max(0.0, self._cleanup_deadline - time.monotonic())
         return budget
 

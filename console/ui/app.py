@@ -22,8 +22,8 @@ from textual.theme import Theme
 
 from console.config import Config, ConfigError, save_theme
 from console.paths import default_audit_path
+from console.run.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.driver import ConsoleDriver
-from console.ui.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, EngineFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes

@@ -1,7 +1,8 @@
 """Leaving on a stop signal: bounded, whatever the event loop is stuck in.
 
-The UI process runs the engine itself, so SIGTERM, SIGHUP (the terminal went away) and
-SIGINT must interrupt the run, let the engine record it and stop the steps, and then exit.
+A process that runs the engine (the UI, or `console run --no-tui`) must, on SIGTERM, SIGHUP
+(the terminal went away) and SIGINT, interrupt the run, let the engine record it and stop the
+steps, and then exit.
 The signals are caught with `signal.signal`, not the event loop's `add_signal_handler` (a
 handler of the loop runs only once the loop gets back to its selector, which a blocked loop
 never does), and the handler hands the signal to the loop.
