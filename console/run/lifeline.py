@@ -66,6 +66,7 @@ class Lifeline:
         self._code = code
         # (monotonic due time, firm); one attribute, so a reader never sees half of it.
         self._deadline: tuple[float, bool] | None = None
+        self._closed = False
         self._wake_r, self._wake_w = os.pipe()
         self._signals_r, self._signals_w = os.pipe()
         for fd in (self._wake_w, self._signals_w):
@@ -103,9 +104,23 @@ class Lifeline:
         with contextlib.suppress(OSError):  # a full pipe: the thread is being woken anyway
             os.write(self._wake_w, b"!")
 
+    def close(self) -> None:
+        """Stand down for good: the thread ends without ending the process (main thread)."""
+        previous = signal.set_wakeup_fd(-1)
+        if previous != self._signals_w:
+            signal.set_wakeup_fd(previous)
+        self._closed = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+        self._thread.join(timeout=1.0)
+        if not self._thread.is_alive():
+            for fd in (self._wake_r, self._wake_w, self._signals_r, self._signals_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
     def _watch(self) -> None:
         stops = {int(sig) for sig in STOP_SIGNALS}
-        while True:
+        while not self._closed:
             deadline = self._deadline
             timeout = None if deadline is None else deadline[0] - time.monotonic()
             if timeout is not None and timeout <= 0:
@@ -115,6 +130,8 @@ class Lifeline:
                 os.read(self._wake_r, 4096)
             if self._signals_r in ready and stops.intersection(os.read(self._signals_r, 4096)):
                 self.arm(self._budget(), firm=False)
+        if self._closed:
+            return
         try:
             self._before_exit()
         finally:
