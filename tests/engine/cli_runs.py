@@ -9,9 +9,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def console_process(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
@@ -50,7 +51,8 @@ def records(audit: Path) -> list[dict[str, Any]]:
     return out
 
 
-def wait_for(what: str, check: Callable[[], Any], seconds: float = 30.0) -> Any:
+def wait_for(what: str, check: Callable[[], T | None], seconds: float = 30.0) -> T:
+    """Poll `check` (backing off to 0.1 s) until it returns something true; return that."""
     deadline = time.monotonic() + seconds
     pause = 0.01
     while True:
@@ -76,8 +78,10 @@ def wait_for_record(
     return result
 
 
-def processes_with(marker: str) -> list[int]:
-    """Live processes whose environment carries `marker` (zombies are not alive)."""
+def processes_with(marker: str, steps_only: bool = False) -> list[int]:
+    """Live processes whose environment carries `marker` (zombies are not alive): the
+    console, its watchdog and its steps, or (`steps_only`, CONSOLE_STEP set) the steps and
+    their children alone."""
     found = []
     needle = marker.encode()
     for entry in Path("/proc").iterdir():
@@ -87,6 +91,8 @@ def processes_with(marker: str) -> list[int]:
             environ = (entry / "environ").read_bytes()
             stat = (entry / "stat").read_text()
         except OSError:
+            continue
+        if steps_only and b"CONSOLE_STEP=" not in environ:
             continue
         if needle in environ and ") Z " not in stat:
             found.append(int(entry.name))

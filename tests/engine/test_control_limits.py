@@ -20,13 +20,14 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from console.run.control_limits import FD_RESERVE, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_UID
 
 from ..multiuser import SharedPython
+from .cli_runs import wait_for
 
 NOBODY = 65534
 HOSTILE = 41001  # a uid with no account: the kernel still vouches for it
@@ -49,20 +50,6 @@ needs = ["deploy"]
 run = "true"
 """
 
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], seconds: float = 60.0) -> T:
-    deadline = time.monotonic() + seconds
-    pause = 0.01
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
 
 
 class Run:

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from .cli_runs import processes_with
 from .conftest import write_workflow
 
 WORKFLOW = """
@@ -44,34 +45,14 @@ def _console(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Po
     )
 
 
-def _processes_with(marker: str, steps_only: bool = False) -> list[int]:
-    """Live processes whose environment carries the marker: the console, its watchdog, and
-    (the only ones with CONSOLE_STEP set) the steps and their children."""
-    found = []
-    needle = marker.encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if steps_only and b"CONSOLE_STEP=" not in environ:
-            continue
-        if needle in environ and ") Z " not in stat:
-            found.append(int(entry.name))
-    return found
-
-
 def _wait_until_gone(marker: str, seconds: float = 5.0) -> list[int]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        left = _processes_with(marker)
+        left = processes_with(marker)
         if not left:
             return []
         time.sleep(0.05)
-    return _processes_with(marker)
+    return processes_with(marker)
 
 
 def _env(tmp_path: Path, marker: str) -> dict[str, str]:
@@ -105,7 +86,7 @@ def test_sigterm_stops_steps_records_interruption_and_releases_the_lock(tmp_path
     )
     proc = _console("run", str(path), "--no-tui", "--grace", "0.5", env=env)
     deadline = time.monotonic() + 10
-    while not _processes_with(marker, steps_only=True) and time.monotonic() < deadline:
+    while not processes_with(marker, steps_only=True) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
@@ -135,7 +116,7 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
     first = _console("run", str(path), "--no-tui", "--grace", "0.5", env=env)
     try:
         deadline = time.monotonic() + 10
-        while not _processes_with(marker, steps_only=True) and time.monotonic() < deadline:
+        while not processes_with(marker, steps_only=True) and time.monotonic() < deadline:
             time.sleep(0.05)
         second = subprocess.run(
             [sys.executable, "-m", "console", "run", str(path), "--no-tui"],
