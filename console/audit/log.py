@@ -23,7 +23,7 @@ from console.audit.opening import create_beside, open_for_appending
 from console.audit.reading import TailState, read_head, read_records, scan_tail
 from console.audit.verify import VerifyReport, verify_chain
 from console.errors import AuditError
-from console.run.events import AuditRecoveredTail
+from console.events import AuditRecoveredTail
 
 __all__ = [
     "GENESIS",

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from console.commands.printer import STATUS_WORDS, describe
-from console.run.events import (
+from console.events import (
     ApprovalGiven,
     ApprovalRefused,
     AuditFailed,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from console.run.events import (
+from console.events import (
     ApprovalGiven,
     ApprovalRefused,
     AuditFailed,

@@ -17,8 +17,8 @@ from console.run.lifeline import Lifeline, LiveRun, catch_stop_signals
 from console.textsafe import terminal_safe
 
 if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
+    from console.events import RunOutcome
     from console.run.engine import Engine, EngineSettings
-    from console.run.events import RunOutcome
     from console.workflow.loaded import LoadedWorkflow
 
 

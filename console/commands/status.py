@@ -20,9 +20,9 @@ from typing import Any
 
 from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError, ControlError
+from console.events import parse_ts
 from console.run.control_client import request
 from console.run.control_server import run_state_to_json
-from console.run.events import parse_ts
 from console.run.history import fold_audit, pid_alive
 from console.run.state import FINISHED, RunState
 from console.textsafe import terminal_safe

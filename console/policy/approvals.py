@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from console.policy.decision import Decision, RuleOutcome
 from console.policy.identity import Identity
-from console.run.actions import Verdict
+from console.policy.verdict import Verdict
 
 GateState = Literal["open", "approved", "overridden", "denied"]
 

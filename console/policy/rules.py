@@ -16,9 +16,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from console.policy.decision import Decision, RuleOutcome, combine
-from console.policy.expressions import CompiledCondition, ConditionEvaluationError
 from console.policy.identity import Identity
 from console.policy.windows import describe_window, in_window
+from console.workflow.expressions import CompiledCondition, ConditionEvaluationError
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.model import Match, PolicyRule, Step
 

@@ -6,16 +6,9 @@ in the UI, SO_PEERCRED on the socket); the engine resolves name and groups itsel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """The answer to an action: accepted, or refused with a reason a person can act on."""
-
-    ok: bool
-    message: str
+from console.policy.verdict import Verdict
 
 
 class RunActions(Protocol):

@@ -7,7 +7,7 @@ Durable events (gate decisions, approvals, run start and end) are fsynced before
 from __future__ import annotations
 
 from console.audit.log import AuditLog
-from console.run.events import Event
+from console.events import Event
 
 
 class AuditSink:

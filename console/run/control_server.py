@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from console.errors import ConsoleError, ControlError
-from console.run.actions import RunActions, Verdict
+from console.policy.verdict import Verdict
+from console.run.actions import RunActions
 from console.run.control_limits import (
     ACCEPT_BATCH,
     ACCEPT_PAUSE_S,

@@ -22,12 +22,7 @@ from typing import Any, Protocol
 
 from console import __version__, paths
 from console.audit.log import AuditLog
-from console.policy.identity import Identity, identity_for_uid
-from console.policy.rules import EvalContext, PolicySet
-from console.run.actions import Verdict
-from console.run.audit_sink import AuditSink
-from console.run.control import ControlServer
-from console.run.events import (
+from console.events import (
     Actor,
     AuditFailed,
     CancelRequested,
@@ -50,6 +45,11 @@ from console.run.events import (
     StepSkipped,
     StepStarted,
 )
+from console.policy.identity import Identity, identity_for_uid
+from console.policy.rules import EvalContext, PolicySet
+from console.policy.verdict import Verdict
+from console.run.audit_sink import AuditSink
+from console.run.control import ControlServer
 from console.run.executor import ExecResult, LocalExecutor, StepCommand
 from console.run.fanout import AuditBreak, SinkFanout
 from console.run.fd_limits import raise_fd_limit

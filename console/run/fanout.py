@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from console.events import Event, EventSink
 from console.run.audit_sink import AuditSink
-from console.run.events import Event, EventSink
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from console.policy.approvals import GateTally
-from console.policy.decision import Decision
-from console.policy.identity import Identity
-from console.run.actions import Verdict
-from console.run.events import (
+from console.events import (
     Actor,
     ApprovalGiven,
     ApprovalRefused,
@@ -27,6 +23,10 @@ from console.run.events import (
     GateOutcome,
     OverrideGiven,
 )
+from console.policy.approvals import GateTally
+from console.policy.decision import Decision
+from console.policy.identity import Identity
+from console.policy.verdict import Verdict
 from console.run.refusals import RefusalCoalescer
 from console.workflow.model import format_duration
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from console.audit.log import read_records
-from console.run.events import UnknownEventError, event_from_json
+from console.events import UnknownEventError, event_from_json
 from console.run.state import RunState
 
 

@@ -14,7 +14,7 @@ its own: that need's status already decides.
 
 from __future__ import annotations
 
-from console.run.events import RunOutcome
+from console.events import RunOutcome
 from console.run.state import RunState
 
 FAILED_STEP = frozenset({"failed", "error"})

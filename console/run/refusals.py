@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from console.run.events import ApprovalRefused, utc_now
+from console.events import ApprovalRefused, utc_now
 
 REFUSAL_INTERVAL_S = 1.0
 

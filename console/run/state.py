@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from console.run.events import (
+from console.events import (
     ApprovalGiven,
     AuditFailed,
     CancelRequested,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from console.run.events import Event
+    from console.events import Event
 
 Deliver = Callable[[list["Event"]], None]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.policy.expressions import CompiledCondition, ConditionSyntaxError, compile_condition
+from console.workflow.expressions import CompiledCondition, ConditionSyntaxError, compile_condition
 from console.workflow.graph import find_cycle
 from console.workflow.locate import Position
 from console.workflow.model import SECRET_REFERENCE, STEP_ID_PATTERN

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.policy.expressions import CompiledCondition
+from console.workflow.expressions import CompiledCondition
 from console.workflow.model import PolicyRule, Step, Workflow
 
 

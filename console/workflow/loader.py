@@ -19,9 +19,9 @@ import tomli as tomllib  # the compiled parser: 2-3x tomllib on large files
 from pydantic import BaseModel, ValidationError
 
 from console.errors import ParamError, WorkflowError
-from console.policy.expressions import CompiledCondition
 from console.workflow.checks import check_policies, check_steps
 from console.workflow.explain import explain
+from console.workflow.expressions import CompiledCondition
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.locate import Position, deepest_bracket, position_of_offset
 from console.workflow.model import PolicyFile, Workflow, coerce_param_value

@@ -28,10 +28,7 @@ from rich.console import Console
 
 from console.audit.log import AuditLog
 from console.commands.live_view import LivePrinter
-from console.paths import control_socket_path
-from console.run.actions import Verdict
-from console.run.control import ControlServer
-from console.run.events import (
+from console.events import (
     Actor,
     ApprovalGiven,
     Event,
@@ -43,6 +40,9 @@ from console.run.events import (
     StepReady,
     StepStarted,
 )
+from console.paths import control_socket_path
+from console.policy.verdict import Verdict
+from console.run.control import ControlServer
 from console.textsafe import terminal_safe
 
 REPO = Path(__file__).resolve().parents[2]

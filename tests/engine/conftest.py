@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from console.events import RecordingSink, RunOutcome
 from console.run.engine import Engine, EngineSettings
-from console.run.events import RecordingSink, RunOutcome
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
 

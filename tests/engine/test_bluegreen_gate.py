@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from console.events import ApprovalGiven, ApprovalRefused, GateOpened, RecordingSink
 from console.run.engine import Engine
-from console.run.events import ApprovalGiven, ApprovalRefused, GateOpened, RecordingSink
 from console.workflow.loader import load_workflow
 
 from ..multiuser import Account, Accounts, SharedPython, needs_other_users, run_as

@@ -22,7 +22,7 @@ import pytest
 
 from console.errors import ControlError
 from console.paths import control_socket_path
-from console.run.actions import Verdict
+from console.policy.verdict import Verdict
 from console.run.control import (
     MAX_REQUEST_BYTES,
     ControlServer,

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from console.events import ApprovalGiven, ApprovalRefused, RecordingSink
 from console.run.engine import Engine
-from console.run.events import ApprovalGiven, ApprovalRefused, RecordingSink
 from console.workflow.loader import load_workflow
 
 from ..multiuser import Account, SharedPython, as_user, needs_other_users

@@ -313,7 +313,7 @@ def test_when_the_run_serves_its_limit_in_all_a_client_waits_for_room(
 SERVER = r"""
 import asyncio, resource, sys
 from pathlib import Path
-from console.run.actions import Verdict
+from console.policy.verdict import Verdict
 from console.run.control import ControlServer
 from console.run.fd_limits import free_fds, open_fd_count
 

@@ -10,7 +10,7 @@ import pytest
 
 from console.audit.log import verify_chain
 from console.errors import SecretError
-from console.run.events import (
+from console.events import (
     ApprovalGiven,
     ApprovalRefused,
     GateOpened,

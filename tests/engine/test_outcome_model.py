@@ -24,8 +24,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console.run.engine import Engine
-from console.run.events import (
+from console.events import (
     CancelRequested,
     RecordingSink,
     RunInterrupted,
@@ -33,6 +32,7 @@ from console.run.events import (
     StepDenied,
     StepStarted,
 )
+from console.run.engine import Engine
 from console.run.exit_codes import EXIT_CODES
 from console.workflow.loader import load_workflow
 

@@ -7,14 +7,14 @@ import json
 import os
 from pathlib import Path
 
-from console.run.engine import Engine
-from console.run.events import (
+from console.events import (
     CleanupsSkipped,
     Event,
     RecordingSink,
     RunFinished,
     StepStarted,
 )
+from console.run.engine import Engine
 from console.run.history import fold_audit
 
 from .conftest import Runner, start_until

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from console.run.actions import Verdict
-from console.run.events import Actor, ApprovalRefused, RecordingSink, event_from_json
+from console.events import Actor, ApprovalRefused, RecordingSink, event_from_json
+from console.policy.verdict import Verdict
 from console.run.gates import Gates
 from console.run.refusals import RefusalCoalescer
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from console.errors import ResumeError
+from console.events import GateOpened, RecordingSink, StepReused, StepStarted
 from console.run.engine import Engine
-from console.run.events import GateOpened, RecordingSink, StepReused, StepStarted
 from console.workflow.loader import load_workflow
 
 from .conftest import settings_in, start_until, write_workflow

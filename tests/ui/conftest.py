@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from console.run.engine import EngineSettings
-from console.run.events import (
+from console.events import (
     Event,
     GateEvaluated,
     GateOpened,
@@ -27,6 +26,7 @@ from console.run.events import (
     StepSkipped,
     StepStarted,
 )
+from console.run.engine import EngineSettings
 from console.run.executor import ExecResult, StepCommand
 from console.ui.app import ConsoleApp, make_app
 from console.workflow.loaded import LoadedWorkflow

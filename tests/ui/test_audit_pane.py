@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from console.audit.log import AuditLog
-from console.run.events import (
+from console.events import (
     Actor,
     ApprovalGiven,
     Event,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from console.run.events import Event, StepOutput
+from console.events import Event, StepOutput
 from console.ui.bridge import EventBridge
 
 

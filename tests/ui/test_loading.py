@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.widgets import Static
 
-from console.run.events import StepReady, StepStarted
+from console.events import StepReady, StepStarted
 from console.ui.screens.summary import SummaryScreen
 from console.ui.widgets.dag import DagView
 from tests.ui.conftest import (
@@ -61,7 +61,7 @@ def test_the_shell_imports_neither_the_engine_nor_pydantic() -> None:
     code = (
         "import sys\n"
         "from console.ui.app import make_app\n"
-        "heavy = ['pydantic', 'console.run.engine', 'console.run.events',\n"
+        "heavy = ['pydantic', 'console.run.engine', 'console.events',\n"
         "         'console.workflow.model', 'console.ui.widgets.dag']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )

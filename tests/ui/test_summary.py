@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App
 from textual.widgets import Static
 
-from console.run.events import (
+from console.events import (
     Actor,
     Event,
     RunFinished,

@@ -16,8 +16,7 @@ from textual.widgets import DataTable
 from textual.widgets._toast import Toast
 
 from console.audit.log import AuditLog
-from console.run.actions import Verdict
-from console.run.events import (
+from console.events import (
     Actor,
     ApprovalGiven,
     Event,
@@ -30,6 +29,7 @@ from console.run.events import (
     StepSkipped,
     StepStarted,
 )
+from console.policy.verdict import Verdict
 from console.ui.app import ConsoleApp
 from console.ui.screens.approval import ApprovalScreen
 from console.ui.screens.confirm import ConfirmScreen

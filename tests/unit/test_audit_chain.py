@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from console.audit.chain import GENESIS, canonical_json, inspect_line, parse_head, record_hash
 from console.audit.log import AuditLog, read_records, verify_chain
 from console.errors import AuditError, UsageError
-from console.run.events import (
+from console.events import (
     Actor,
     ApprovalGiven,
     GateOpened,

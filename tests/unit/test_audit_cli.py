@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from console.audit.log import AuditLog
+from console.events import Actor, StepFinished
 from console.paths import default_audit_path
-from console.run.events import Actor, StepFinished
 
 
 def console(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.policy.expressions import compile_condition
 from console.policy.identity import Identity
 from console.policy.rules import EvalContext, PolicySet
+from console.workflow.expressions import compile_condition
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.model import Workflow
 

@@ -17,10 +17,7 @@ import pytest
 
 from console.audit.log import AuditLog
 from console.cli import main
-from console.paths import control_socket_path
-from console.run.actions import Verdict
-from console.run.control import ControlServer
-from console.run.events import (
+from console.events import (
     Actor,
     ApprovalGiven,
     Event,
@@ -33,6 +30,9 @@ from console.run.events import (
     StepSkipped,
     StepStarted,
 )
+from console.paths import control_socket_path
+from console.policy.verdict import Verdict
+from console.run.control import ControlServer
 
 HOST = socket.gethostname()
 ALICE = Actor("alice", 1000, "cli")

@@ -40,9 +40,9 @@ from console.ui.widgets.header import RunHeader
 # the run domain (events, state, engine, pydantic's workflow model), the DAG and the step
 # detail, the dialogs, the audit log and the file watcher are imported where first used.
 if TYPE_CHECKING:
-    from console.run.actions import Verdict
+    from console.events import Event, RunOutcome
+    from console.policy.verdict import Verdict
     from console.run.engine import Engine, EngineSettings
-    from console.run.events import Event, RunOutcome
     from console.run.state import RunState
     from console.ui.bridge import EventBridge
     from console.ui.screens.approval import GateAction, GateAnswer
@@ -249,7 +249,7 @@ class RunScreen(Screen[None]):
 
     def apply_events(self, batch: list[Event]) -> None:
         """Fold a batch of engine events into the state and redraw once."""
-        from console.run.events import GateOpened, RunStarted, StepOutput
+        from console.events import GateOpened, RunStarted, StepOutput
 
         opened: list[str] = []
         changed: set[str] | None = set()

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from console.run.events import parse_ts
+from console.events import parse_ts
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.node_status import describe, short_duration

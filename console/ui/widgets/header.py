@@ -53,7 +53,7 @@ class RunHeader(Static):
         self._draw(text)
 
     def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
-        from console.run.events import parse_ts
+        from console.events import parse_ts
         from console.ui.widgets.node_status import short_duration
 
         done, total = state.progress

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from console.run.events import parse_ts
+from console.events import parse_ts
 from console.run.state import StepState
 from console.textsafe import terminal_safe
 
