@@ -7,18 +7,17 @@ import asyncio
 import contextlib
 import errno
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.run.exit_codes import EXIT_CODES
-from console.run.lifeline import Lifeline, LiveRun, catch_stop_signals
 from console.textsafe import terminal_safe
 
 if TYPE_CHECKING:  # the UI path imports the engine only once its window is up
     from console.events import RunOutcome
-    from console.run.engine import Engine, EngineSettings
+    from console.host.run_host import RunHost
+    from console.run.engine import EngineSettings
     from console.workflow.loaded import LoadedWorkflow
 
 
@@ -67,9 +66,9 @@ def main(args: argparse.Namespace) -> int:
 def run_headless(
     loaded: LoadedWorkflow, params: dict[str, str | int | bool], settings: EngineSettings
 ) -> int:
-    from console.run.engine import Engine
+    from console.host.run_host import RunHost
 
-    engine = Engine(loaded, params, settings=settings)
+    engine = RunHost(loaded, params, settings=settings)
     terminal = TerminalGuard()
     if sys.stdout.isatty():
         from rich.console import Console
@@ -92,7 +91,7 @@ def run_headless(
     return EXIT_CODES[outcome]
 
 
-def _report_end(engine: Engine, settings: EngineSettings) -> None:
+def _report_end(engine: RunHost, settings: EngineSettings) -> None:
     broken = engine.audit_break
     if broken is not None:
         missing = terminal_safe(", ".join(str(u) for u in broken.unrecorded))
@@ -134,40 +133,5 @@ def _silence_terminal() -> None:
     os.close(devnull)
 
 
-def _run(engine: Engine) -> RunOutcome:
-    return asyncio.run(_drive(engine))
-
-
-async def _drive(engine: Engine) -> RunOutcome:
-    """Run the engine; a stop signal interrupts the run, a second one skips its cleanups.
-
-    The signals are caught by `signal.signal` and handed to the loop, and the lifeline ends
-    the process at the stop budget even if the loop is stuck (see console/run/lifeline.py).
-    SIGHUP counts once: a terminal that goes away may send it twice (kernel and shell).
-    """
-    loop = asyncio.get_running_loop()
-    live = LiveRun()
-    engine.add_sink(live)
-    lifeline = Lifeline(live.kill_steps, engine.settle_within_s)
-    seen: set[str] = set()
-
-    def stop(name: str) -> None:
-        if name == "SIGHUP" and name in seen:
-            return
-        seen.add(name)
-        engine.interrupt(name)
-        lifeline.arm(engine.settle_within_s())
-
-    def on_signal(name: str) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed: the lifeline decides
-            loop.call_soon_threadsafe(stop, name)
-
-    previous = {sig: signal.getsignal(sig) for sig in signal.Signals}
-    caught = catch_stop_signals(on_signal)
-    lifeline.watch_signals()
-    try:
-        return await engine.run()
-    finally:
-        signal.set_wakeup_fd(-1)
-        for sig in caught:
-            signal.signal(sig, previous[sig])
+def _run(host: RunHost) -> RunOutcome:
+    return asyncio.run(host.run_in_foreground())

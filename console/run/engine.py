@@ -30,8 +30,6 @@ from console.events import (
     Event,
     EventSink,
     GateEvaluated,
-    LockAcquired,
-    LockReleased,
     RetryRequested,
     RunFinished,
     RunInterrupted,
@@ -49,16 +47,12 @@ from console.policy.identity import Identity, identity_for_uid
 from console.policy.rules import EvalContext, PolicySet
 from console.policy.verdict import Verdict
 from console.run.audit_sink import AuditSink
-from console.run.control import ControlServer
 from console.run.executor import ExecResult, LocalExecutor, StepCommand
 from console.run.fanout import AuditBreak, SinkFanout
-from console.run.fd_limits import raise_fd_limit
 from console.run.gates import GateAction, Gates, decision_policies
 from console.run.ids import new_run_id
-from console.run.lock import LockHolder, WorkflowLock
 from console.run.outcome import run_outcome
 from console.run.prepare import StepPreparer
-from console.run.resume import previous_run
 from console.run.state import SUCCESSFUL, RunState
 from console.workflow.graph import dependents, topological_order
 from console.workflow.loaded import LoadedWorkflow
@@ -146,12 +140,16 @@ class Engine:
         self._closed = False
         self._preparer: StepPreparer | None = None
         self._started_at = 0.0
+        self._pending_interrupt: str | None = None  # a signal before run.started
         self.audit: AuditLog | None = None
 
     # --- sinks -----------------------------------------------------------------------
 
     def add_sink(self, sink: EventSink) -> None:
         self._fanout.add(sink)
+
+    def now(self) -> datetime:
+        return self._clock()
 
     @property
     def audit_break(self) -> AuditBreak | None:
@@ -173,32 +171,33 @@ class Engine:
 
     # --- the run ---------------------------------------------------------------------
 
-    async def run(self) -> RunOutcome:
-        """Run the workflow to the end. Raises ConsoleError if it cannot start."""
-        run_dir = self.settings.runs_dir / self.run_id
+    # --- the run's life, driven by its host (console/host/run_host.py) -----------------
+
+    def prepare(self, run_dir: Path) -> None:
+        """Resolve params, secrets and commands. Raises ConsoleError if the run cannot start."""
         self._preparer = StepPreparer(self.loaded, self.params, self.run_id, run_dir)
-        reused: dict[str, str] = {}
-        if self.settings.resume_from:
-            reused = previous_run(self.settings.audit_path, self.settings.resume_from, self.loaded)
-        raise_fd_limit()
-        lock = self._take_lock()
-        server: ControlServer | None = None
+
+    @property
+    def opened(self) -> bool:
+        """True once `run.started` is recorded: the run must end with `run.finished`."""
+        return self.audit is not None
+
+    def open(self, audit: AuditLog, run_dir: Path, socket_path: Path | None) -> None:
+        """From now on every event is audited; record `run.started`."""
+        self.audit = audit
+        self._fanout.set_audit(AuditSink(audit))
+        self._started_at = time.monotonic()
+        self._emit(self._run_started(run_dir, socket_path))
+        if self._pending_interrupt is not None:
+            self.interrupt(self._pending_interrupt)
+
+    def emit(self, event: Event) -> None:
+        """Record and publish an event of the host's own (the lock, say)."""
+        self._emit(event)
+
+    async def execute(self, reused: Mapping[str, str]) -> None:
+        """Schedule every step to the end; `reused` steps (from --resume) do not run."""
         try:
-            self.audit = AuditLog(self.settings.audit_path, fsync_always=self.settings.fsync_always)
-            self._fanout.set_audit(AuditSink(self.audit))
-            paths.make_private_dirs(run_dir)
-            socket_path = (
-                paths.control_socket_path(self.run_id) if self.settings.control_socket else None
-            )
-            if socket_path is not None:
-                socket_path = self.settings.runtime_dir / socket_path.name
-                server = ControlServer(self, socket_path, self.status)
-            self._started_at = time.monotonic()
-            self._emit(self._run_started(run_dir, socket_path))
-            if lock is not None:
-                self._emit(LockAcquired(run=self.run_id, name=lock.name))
-            if server is not None:
-                await server.start()
             self._begin(reused)
             await self._done.wait()
         except asyncio.CancelledError:
@@ -207,25 +206,10 @@ class Engine:
                 self._emit(RunInterrupted(run=self.run_id, signal="exit"))
             self._stop("interrupted: the console closed", cleanups=False)
             raise
-        finally:
-            await self._wind_down(server, lock)
-        return self._outcome()
 
-    def _take_lock(self) -> WorkflowLock | None:
-        name = self.loaded.model.workflow.lock
-        if name is None:
-            return None
-        lock = WorkflowLock(self.settings.runtime_dir, name)
-        lock.acquire(
-            LockHolder(
-                user=self.initiator.user,
-                uid=self.initiator.uid,
-                pid=os.getpid(),
-                run=self.run_id,
-                since=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            )
-        )
-        return lock
+    @property
+    def outcome(self) -> RunOutcome:
+        return run_outcome(self.state)
 
     def _run_started(self, run_dir: Path, socket_path: Path | None) -> RunStarted:
         assert self._preparer is not None
@@ -262,7 +246,8 @@ class Engine:
         for sid in roots:
             self._make_ready(sid)
 
-    async def _wind_down(self, server: ControlServer | None, lock: WorkflowLock | None) -> None:
+    async def stop_steps(self) -> None:
+        """Start nothing more; stop what runs and wait for it; stop the timers."""
         self._closed = True
         for timer in self._retry_timers.values():
             timer.cancel()
@@ -274,16 +259,14 @@ class Engine:
                 self._executor.cancel(sid)
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._executor.shutdown()
-        if server is not None:
-            await server.close()
-            self._gates.stop_timers()  # refusals counted while the socket was closing
-        if self.audit is None:
-            if lock is not None:
-                lock.release()
-            return
-        if lock is not None:
-            self._emit(LockReleased(run=self.run_id, name=lock.name))
-            lock.release()
+
+    def flush_refusals(self) -> None:
+        """Record the refusals still being counted (the socket may have taken more)."""
+        self._gates.stop_timers()
+
+    def finish(self) -> None:
+        """Skip what never ran and record `run.finished` with the outcome."""
+        assert self.audit is not None
         for sid, st in self.state.steps.items():
             if not st.finished:
                 reason = f"run {self._stopping or 'ended'} before it ran"
@@ -291,16 +274,13 @@ class Engine:
         self._emit(
             RunFinished(
                 run=self.run_id,
-                outcome=self._outcome(),
+                outcome=self.outcome,
                 counts=self.state.counts(),
                 duration_s=round(time.monotonic() - self._started_at, 6),
             )
         )
         with contextlib.suppress(Exception):  # run.finished was fsynced when appended
             self.audit.close()
-
-    def _outcome(self) -> RunOutcome:
-        return run_outcome(self.state)
 
     # --- scheduling ------------------------------------------------------------------
 
@@ -558,6 +538,9 @@ class Engine:
         nothing new starts but the `if = "always"` cleanups. A signal while the run is
         already stopping abandons the cleanups too."""
         if self._closed:
+            return
+        if not self.opened:
+            self._pending_interrupt = signal_name  # recorded once run.started is
             return
         first = self._stopping is None
         if self.state.interrupted_by is None:

@@ -25,7 +25,7 @@ from console.paths import default_audit_path
 from console.run.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.driver import ConsoleDriver
 from console.ui.screens.help import HelpScreen
-from console.ui.screens.run import Clock, EngineFactory, RunOptions, RunScreen
+from console.ui.screens.run import Clock, RunFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
 
 # The engine, the workflow model (pydantic) and the audit pane load after the first frame:
@@ -33,7 +33,8 @@ from console.ui.themes import initial_theme, load_themes, next_theme, register_t
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from console.run.engine import Engine, EngineSettings, Executor
+    from console.host.handle import RunHandle
+    from console.run.engine import EngineSettings, Executor
     from console.workflow.loaded import LoadedWorkflow
 
 # The engine's default grace between SIGTERM and SIGKILL (EngineSettings.grace_s), for a
@@ -85,7 +86,7 @@ class ConsoleApp(App[int]):
         super().__init__(driver_class=ConsoleDriver)
         self.live_run = LiveRun()
         options = dataclasses.replace(
-            options, engine_factory=_watched(options.engine_factory, self.live_run)
+            options, run_factory=_watched(options.run_factory, self.live_run)
         )
         self.options = options
         self.theme_names = register_themes(self, themes)
@@ -134,7 +135,7 @@ class ConsoleApp(App[int]):
             self._check_terminal()
         screen = self.run_screen
         if not screen.interrupt_run(name):
-            self.exit(screen.exit_code if screen.engine is not None else EXIT_INTERRUPTED)
+            self.exit(screen.exit_code if screen.handle is not None else EXIT_INTERRUPTED)
         if self.lifeline is not None:
             self.lifeline.arm(self._stop_budget())
 
@@ -169,7 +170,7 @@ class ConsoleApp(App[int]):
             return SHUTDOWN_S - LIFELINE_MARGIN_S
         grace = screen.settings.grace_s if screen.settings is not None else DEFAULT_GRACE_S
         budget = grace + 5.0
-        settle = getattr(screen.engine, "settle_within_s", None)
+        settle = getattr(screen.handle, "settle_within_s", None)
         if callable(settle):
             with contextlib.suppress(Exception):
                 budget = float(settle())
@@ -239,24 +240,29 @@ class ConsoleApp(App[int]):
             yield SystemCommand(title, help_text, callback)
 
 
-def _watched(factory: EngineFactory, live_run: LiveRun) -> EngineFactory:
-    """Every engine the app builds tells `live_run` whether it runs, and which steps."""
+def _watched(factory: RunFactory, live_run: LiveRun) -> RunFactory:
+    """Every run the app hosts itself tells `live_run` whether it runs, and which steps
+    (the lifeline kills those process groups if the process must end at once)."""
 
     def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
-              settings: EngineSettings) -> Engine:
-        engine = factory(loaded, params, settings)
-        engine.add_sink(live_run)
-        return engine
+              settings: EngineSettings) -> RunHandle:
+        from console.host.handle import InProcessRun
+
+        handle = factory(loaded, params, settings)
+        if isinstance(handle, InProcessRun):
+            handle.add_sink(live_run)
+        return handle
 
     return build
 
 
-def _default_engine_factory(executor: Executor | None) -> EngineFactory:
+def _default_run_factory(executor: Executor | None) -> RunFactory:
     def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
-              settings: EngineSettings) -> Engine:
-        from console.run.engine import Engine
+              settings: EngineSettings) -> RunHandle:
+        from console.host.handle import InProcessRun
+        from console.host.run_host import RunHost
 
-        return Engine(loaded, params, (), settings, executor=executor)
+        return InProcessRun(RunHost(loaded, params, (), settings, executor=executor))
 
     return build
 
@@ -310,7 +316,7 @@ def make_app(
     start: bool = False,
     clock: Clock | None = None,
     executor: Executor | None = None,
-    engine_factory: EngineFactory | None = None,
+    run_factory: RunFactory | None = None,
     watch: bool = True,
     blink: bool = True,
     identity: tuple[str, str] | None = None,
@@ -340,7 +346,7 @@ def make_app(
         loaded=loaded,
         given_params=dict(params or {}),
         settings_for=_settings_maker(settings, config, audit_path),
-        engine_factory=engine_factory or _default_engine_factory(executor),
+        run_factory=run_factory or _default_run_factory(executor),
         clock=clock or (lambda: datetime.now(UTC)),
         user=user,
         host=host,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from console.events import RecordingSink, RunOutcome
-from console.run.engine import Engine, EngineSettings
+from console.host.run_host import RunHost
+from console.run.engine import EngineSettings
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
 
@@ -47,19 +48,19 @@ class Runner:
         text_or_loaded: str | LoadedWorkflow,
         params: Mapping[str, str | int | bool] | None = None,
         **settings: object,
-    ) -> tuple[Engine, RecordingSink]:
+    ) -> tuple[RunHost, RecordingSink]:
         loaded = self.load(text_or_loaded) if isinstance(text_or_loaded, str) else text_or_loaded
         sink = RecordingSink()
-        engine = Engine(loaded, params or {}, [sink], settings_in(self.tmp_path, **settings))
+        engine = RunHost(loaded, params or {}, [sink], settings_in(self.tmp_path, **settings))
         return engine, sink
 
     def run(
         self,
         text: str,
         params: Mapping[str, str | int | bool] | None = None,
-        during: Callable[[Engine], object] | None = None,
+        during: Callable[[RunHost], object] | None = None,
         **settings: object,
-    ) -> tuple[RunOutcome, Engine, RecordingSink]:
+    ) -> tuple[RunOutcome, RunHost, RecordingSink]:
         engine, sink = self.engine(text, params, **settings)
 
         async def go() -> RunOutcome:
@@ -69,7 +70,7 @@ class Runner:
 
 
 async def start_until(
-    engine: Engine, step: str, status: str, timeout: float = 30
+    engine: RunHost, step: str, status: str, timeout: float = 30
 ) -> asyncio.Task[RunOutcome]:
     """Start the run and return its task once `step` has reached `status`."""
     task: asyncio.Task[RunOutcome] = asyncio.create_task(engine.run())

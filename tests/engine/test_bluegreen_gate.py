@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from console.events import ApprovalGiven, ApprovalRefused, GateOpened, RecordingSink
-from console.run.engine import Engine
+from console.host.run_host import RunHost
 from console.workflow.loader import load_workflow
 
 from ..multiuser import Account, Accounts, SharedPython, needs_other_users, run_as
@@ -58,7 +58,7 @@ def test_two_person_gate_refuses_the_initiator_and_accepts_two_others(
     loaded = load_workflow(REPO / "workflows" / "bluegreen.toml")
     sink = RecordingSink()
     runtime = shared_dir  # other users reach its socket; pytest's tmp_path is private
-    engine = Engine(
+    engine = RunHost(
         loaded,
         {"version": "1.4.2", "env": "prod"},
         [sink],

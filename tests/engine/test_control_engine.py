@@ -1,4 +1,4 @@
-"""End to end: a real Engine at a real gate, driven by `python -m console ...` subprocesses."""
+"""End to end: a real run at a real gate, driven by `python -m console ...` subprocesses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console.events import ApprovalGiven, ApprovalRefused, RecordingSink
-from console.run.engine import Engine
+from console.host.run_host import RunHost
 from console.workflow.loader import load_workflow
 
 from ..multiuser import Account, SharedPython, as_user, needs_other_users
@@ -46,15 +46,17 @@ async def console(
     return proc.returncode, out.decode(), err.decode()
 
 
-async def at_gate(engine: Engine, step: str) -> asyncio.Task[str]:
+async def at_gate(engine: RunHost, step: str) -> asyncio.Task[str]:
     return await start_until(engine, step, "awaiting_approval")
 
 
-def gated_engine(tmp_path: Path, runtime: Path, initiator_uid: int) -> tuple[Engine, RecordingSink]:
+def gated_engine(
+    tmp_path: Path, runtime: Path, initiator_uid: int
+) -> tuple[RunHost, RecordingSink]:
     loaded = load_workflow(write_workflow(tmp_path, GATED))
     sink = RecordingSink()
     settings = settings_in(tmp_path, runtime_dir=runtime)
-    return Engine(loaded, {}, [sink], settings, initiator_uid=initiator_uid), sink
+    return RunHost(loaded, {}, [sink], settings, initiator_uid=initiator_uid), sink
 
 
 async def test_console_approve_from_another_process_opens_the_gate(tmp_path: Path) -> None:

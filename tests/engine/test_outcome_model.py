@@ -32,7 +32,7 @@ from console.events import (
     StepDenied,
     StepStarted,
 )
-from console.run.engine import Engine
+from console.host.run_host import RunHost
 from console.run.exit_codes import EXIT_CODES
 from console.workflow.loader import load_workflow
 
@@ -162,7 +162,7 @@ def workflow_text(scenario: Scenario, directory: Path) -> str:
     return "\n".join(lines)
 
 
-async def drive(engine: Engine, scenario: Scenario) -> str:
+async def drive(engine: RunHost, scenario: Scenario) -> str:
     """Run it, acting as the people and the signals of the scenario do."""
     uid = os.getuid()
     task = asyncio.create_task(engine.run())
@@ -207,20 +207,20 @@ def started_before_stop(sink: RecordingSink) -> tuple[set[str] | None, str | Non
 
 def run_for_real(
     directory: Path, scenario: Scenario, resume_from: str | None = None
-) -> tuple[Engine, RecordingSink, str]:
+) -> tuple[RunHost, RecordingSink, str]:
     path = directory / "wf.toml"
     if not path.exists():
         path.write_text(workflow_text(scenario, directory))
     for name, step in scenario.items():
         (directory / f"{name}.does").write_text(BEHAVIOUR.get(step.does, "succeed"))
     sink = RecordingSink()
-    engine = Engine(load_workflow(path), {}, [sink],
+    engine = RunHost(load_workflow(path), {}, [sink],
                     settings_in(directory, grace_s=0.2, resume_from=resume_from))
     outcome = asyncio.run(drive(engine, scenario))
     return engine, sink, outcome
 
 
-def check(engine: Engine, sink: RecordingSink, outcome: str, expected: Expected) -> None:
+def check(engine: RunHost, sink: RecordingSink, outcome: str, expected: Expected) -> None:
     statuses = {sid: s.status for sid, s in engine.state.steps.items()}
     ran = {e.step for e in sink.of_type(StepStarted) if e.step is not None}
     assert statuses == expected.statuses

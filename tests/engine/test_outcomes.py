@@ -14,7 +14,7 @@ from console.events import (
     RunFinished,
     StepStarted,
 )
-from console.run.engine import Engine
+from console.host.run_host import RunHost
 from console.run.history import fold_audit
 
 from .conftest import Runner, start_until
@@ -38,7 +38,7 @@ run = "echo cleaned > {cleaned}"
 """
 
 
-def _statuses(engine: Engine) -> dict[str, str]:
+def _statuses(engine: RunHost) -> dict[str, str]:
     return {sid: st.status for sid, st in engine.state.steps.items()}
 
 
@@ -46,11 +46,11 @@ def _started(sink: RecordingSink) -> list[str | None]:
     return [e.step for e in sink.of_type(StepStarted)]
 
 
-def _audit_records(engine: Engine) -> list[dict[str, object]]:
+def _audit_records(engine: RunHost) -> list[dict[str, object]]:
     return [json.loads(line) for line in engine.settings.audit_path.read_text().splitlines()]
 
 
-def _fold_agrees_with_last_record(engine: Engine) -> str:
+def _fold_agrees_with_last_record(engine: RunHost) -> str:
     """The fold of the audit file and its last record say the same outcome; return it."""
     records = _audit_records(engine)
     last = records[-1]

@@ -10,7 +10,7 @@ import pytest
 
 from console.errors import ResumeError
 from console.events import GateOpened, RecordingSink, StepReused, StepStarted
-from console.run.engine import Engine
+from console.host.run_host import RunHost
 from console.workflow.loader import load_workflow
 
 from .conftest import settings_in, start_until, write_workflow
@@ -40,15 +40,15 @@ def _workflow(tmp_path: Path, flag: Path) -> Path:
     )
 
 
-async def _run_approving(engine: Engine) -> str:
+async def _run_approving(engine: RunHost) -> str:
     task = await start_until(engine, "deploy", "awaiting_approval")
     assert engine.approve("deploy", os.getuid(), "cli", "ok").ok
     return await asyncio.wait_for(task, 30)
 
 
-def _engine(tmp_path: Path, path: Path, resume: str | None) -> tuple[Engine, RecordingSink]:
+def _engine(tmp_path: Path, path: Path, resume: str | None) -> tuple[RunHost, RecordingSink]:
     sink = RecordingSink()
-    engine = Engine(load_workflow(path), {}, [sink], settings_in(tmp_path, resume_from=resume))
+    engine = RunHost(load_workflow(path), {}, [sink], settings_in(tmp_path, resume_from=resume))
     return engine, sink
 
 

@@ -3,7 +3,6 @@ scripted executor), asserting on widget state and on what the engine did."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -38,13 +37,13 @@ async def test_start_asks_for_params_then_runs_to_the_summary(tmp_path: Path) ->
         await pilot.press("s")
         assert isinstance(app.screen, ParamsScreen)
         await pilot.press("escape")
-        assert app.run_screen.engine is None
+        assert app.run_screen.handle is None
         await pilot.press("s")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
         screen = app.run_screen
         assert screen.state.status == "succeeded"
-        assert screen.engine is not None and screen.engine.params == {"version": "1.0.0"}
+        assert screen.handle is not None and screen.handle.params == {"version": "1.0.0"}
         assert screen.exit_code == 0
         await pilot.press("escape")
         await pilot.press("q")
@@ -65,7 +64,7 @@ async def test_approve_through_the_dialog_with_a_required_reason(tmp_path: Path)
         assert "reason is required" in str(app.screen.query_one("#problem").render())
         await pilot.press(*"looks good", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
-        engine = screen.engine
+        engine = screen.handle
         assert engine is not None
         given = [e for e in engine.state.steps["deploy"].approvals]
         assert [(a.via, a.reason) for a in given] == [("tui", "looks good")]
@@ -81,10 +80,10 @@ async def test_escape_cancels_the_dialog_and_nothing_is_recorded(tmp_path: Path)
                        and screen.state.steps["deploy"].status == "awaiting_approval")
         await pilot.press("a", *"nope", "escape")
         assert app.screen is screen
-        assert screen.engine is not None
-        assert screen.engine.state.steps["deploy"].approvals == []
-        assert screen.engine.state.steps["deploy"].status == "awaiting_approval"
-        screen.engine.cancel_run(os.getuid(), "tui")
+        assert screen.handle is not None
+        assert screen.handle.state.steps["deploy"].approvals == []
+        assert screen.handle.state.steps["deploy"].status == "awaiting_approval"
+        await screen.handle.cancel(None)
         await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
 
 
@@ -147,9 +146,9 @@ async def test_a_refusal_explains_itself_in_the_detail(tmp_path: Path) -> None:
                        and screen.state.steps["deploy"].status == "awaiting_approval")
         await pilot.press("a", "enter")
         assert screen.verdicts["deploy"].startswith("✗ refused:")
-        assert screen.engine is not None
-        assert screen.engine.state.steps["deploy"].status == "awaiting_approval"
-        screen.engine.cancel_run(os.getuid(), "tui")
+        assert screen.handle is not None
+        assert screen.handle.state.steps["deploy"].status == "awaiting_approval"
+        await screen.handle.cancel(None)
         await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
 
 

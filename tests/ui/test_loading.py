@@ -81,7 +81,7 @@ async def test_a_workflow_with_errors_says_so_in_place(tmp_path: Path) -> None:
         assert str(path) in text
         for key in ("s", "g", "slash", "escape", "b"):
             await pilot.press(key)
-        assert screen.engine is None and screen.loaded is None
+        assert screen.handle is None and screen.loaded is None
         messages = [n.message for n in app._notifications]
         assert "workflow.toml has errors; fix them first." in messages
         await pilot.press("q")
@@ -100,7 +100,7 @@ async def test_a_fixed_file_loads_without_starting_the_run(tmp_path: Path) -> No
         path.write_text(GATED)
         await wait_for(pilot, lambda: screen.loaded is not None)
         await pilot.pause(0.2)
-        assert screen.engine is None and screen.exit_code == 0
+        assert screen.handle is None and screen.exit_code == 0
         await pilot.press("q")
     assert app.return_value == 0
 

@@ -123,12 +123,12 @@ async def test_the_params_form_validates_before_the_run_starts(tmp_path: Path) -
         assert "required" in str(form.query_one("#problem-version").render())
         await pilot.press(*"1.x", "enter")
         assert "does not match" in str(form.query_one("#problem-version").render())
-        assert app.screen is form and app.run_screen.engine is None
+        assert app.screen is form and app.run_screen.handle is None
         form.query_one("#param-version", Input).value = "1.4.3"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.run_screen.engine is not None)
-        assert app.run_screen.engine is not None
-        assert app.run_screen.engine.params == {"version": "1.4.3", "env": "staging"}
+        await wait_for(pilot, lambda: app.run_screen.handle is not None)
+        assert app.run_screen.handle is not None
+        assert app.run_screen.handle.params == {"version": "1.4.3", "env": "staging"}
 
 
 async def test_given_params_skip_the_form(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ async def test_given_params_skip_the_form(tmp_path: Path) -> None:
     app = snapshot_app(loaded, tmp_path, executor=ScriptedExecutor(), start=True,
                        params={"version": "2.0.0"})
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.run_screen.engine is not None)
+        await wait_for(pilot, lambda: app.run_screen.handle is not None)
         assert not isinstance(app.screen, ParamsScreen)
 
 
@@ -167,7 +167,7 @@ async def test_a_change_during_a_run_applies_to_the_next_run(tmp_path: Path) -> 
         path.write_text(GATED.replace("echo after", "echo later"))
         await wait_for(pilot, lambda: "next run" in screen.banner_text)
         assert screen.state.live
-        assert screen.engine is not None
+        assert screen.handle is not None
         await asyncio.sleep(0)
 
 

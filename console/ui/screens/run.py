@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,8 +40,9 @@ from console.ui.widgets.header import RunHeader
 # detail, the dialogs, the audit log and the file watcher are imported where first used.
 if TYPE_CHECKING:
     from console.events import Event, RunOutcome
+    from console.host.handle import RunHandle
     from console.policy.verdict import Verdict
-    from console.run.engine import Engine, EngineSettings
+    from console.run.engine import EngineSettings
     from console.run.state import RunState
     from console.ui.bridge import EventBridge
     from console.ui.screens.approval import GateAction, GateAnswer
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 
 _MOUNTED_ONCE_LOADED = ("console.ui.widgets.dag", "console.ui.widgets.step_detail")
 Clock = Callable[[], datetime]
-EngineFactory = Callable[
-    ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "Engine"
+RunFactory = Callable[
+    ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "RunHandle"
 ]
 SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
 # A step that starts waiting takes the selection unless the person moved it this recently.
@@ -67,7 +67,7 @@ class RunOptions:
     loaded: LoadedWorkflow | None  # None: load `path` in a worker after the first frame
     given_params: Mapping[str, str | int | bool]
     settings_for: SettingsFor
-    engine_factory: EngineFactory
+    run_factory: RunFactory
     clock: Clock
     user: str
     host: str
@@ -110,7 +110,8 @@ class RunScreen(Screen[None]):
         self._first_load = True
         self.given_params: dict[str, str | int | bool] = dict(options.given_params)
         self._state: RunState | None = None
-        self.engine: Engine | None = None
+        self.handle: RunHandle | None = None
+        self._last_params: dict[str, str | int | bool] = {}
         self.bridge: EventBridge | None = None
         self.exit_code = 0
         self.verdicts: dict[str, str] = {}
@@ -315,7 +316,7 @@ class RunScreen(Screen[None]):
 
     def begin_run(self, ask: bool = True) -> None:
         """Start a run: ask for params if some are missing (or, with `ask`, not given)."""
-        if self.engine is not None and self._engine_busy():
+        if self.handle is not None and self._engine_busy():
             self.notify("A run is live already; one run at a time.", severity="warning")
             return
         if self.loaded is None:
@@ -373,12 +374,14 @@ class RunScreen(Screen[None]):
         settings = self.settings
         if resume_from is not None:
             settings = dataclasses.replace(settings, resume_from=resume_from)
-        engine = self.options.engine_factory(self.loaded, params, settings)
-        self.engine = engine
+        handle = self.options.run_factory(self.loaded, params, settings)
+        self.handle = handle
+        self._last_params = dict(params)
         bridge = self.bridge = EventBridge(self.apply_events)
-        engine.add_sink(bridge)
         try:
-            return await engine.run()
+            async for event in handle.events():
+                bridge.publish(event)
+            return await handle.wait()
         finally:
             bridge.close()
 
@@ -482,11 +485,11 @@ class RunScreen(Screen[None]):
 
     # --- actions -------------------------------------------------------------------------
 
-    def _live_engine(self) -> Engine | None:
-        if self.engine is None or not self.state.live:
+    def _live_run(self) -> RunHandle | None:
+        if self.handle is None or not self.state.live:
             self.notify("No run is live. Press s to start one.", severity="warning")
             return None
-        return self.engine
+        return self.handle
 
     def _selected_step(self) -> str | None:
         sid = self.dag.selected
@@ -511,9 +514,9 @@ class RunScreen(Screen[None]):
         self._gate_action("override")
 
     def _gate_action(self, action: GateAction) -> None:
-        engine = self._live_engine()
-        sid = self._selected_step() if engine is not None else None
-        if engine is None or sid is None:
+        handle = self._live_run()
+        sid = self._selected_step() if handle is not None else None
+        if handle is None or sid is None:
             return
         step = self.state.steps.get(sid)
         from console.ui.screens.approval import ApprovalScreen
@@ -531,29 +534,28 @@ class RunScreen(Screen[None]):
                                 blink=self.options.blink)
         self.app.push_screen(dialog, partial(self._gate_answered, sid))
 
-    def _gate_answered(self, sid: str, answer: GateAnswer | None) -> None:
-        engine = self.engine
-        if answer is None or engine is None:
+    async def _gate_answered(self, sid: str, answer: GateAnswer | None) -> None:
+        handle = self.handle
+        if answer is None or handle is None:
             return
-        uid = os.getuid()
         if answer.action == "approve":
-            verdict = engine.approve(sid, uid, "tui", answer.reason)
+            verdict = await handle.approve(sid, answer.reason)
         elif answer.action == "deny":
-            verdict = engine.deny(sid, uid, "tui", answer.reason or "")
+            verdict = await handle.deny(sid, answer.reason or "")
         else:
-            verdict = engine.override(sid, uid, "tui", answer.reason or "")
+            verdict = await handle.override(sid, answer.reason or "")
         self.show_verdict(sid, verdict)
 
-    def action_retry(self) -> None:
-        if self.engine is not None and not self.state.live and not self._engine_busy():
-            self._retry_after_the_run(self.engine)
+    async def action_retry(self) -> None:
+        if self.handle is not None and not self.state.live and not self._engine_busy():
+            self._retry_after_the_run(self.handle)
             return
-        engine = self._live_engine()
-        sid = self._selected_step() if engine is not None else None
-        if engine is not None and sid is not None:
-            self.show_verdict(sid, engine.retry_step(sid, os.getuid(), "tui"))
+        handle = self._live_run()
+        sid = self._selected_step() if handle is not None else None
+        if handle is not None and sid is not None:
+            self.show_verdict(sid, await handle.retry(sid))
 
-    def _retry_after_the_run(self, finished: Engine) -> None:
+    def _retry_after_the_run(self, finished: RunHandle) -> None:
         """The run has ended: retrying a step resumes it (successes kept, gates asked again)."""
         sid = self._selected_step()
         step = self.state.steps.get(sid) if sid is not None else None
@@ -564,11 +566,10 @@ class RunScreen(Screen[None]):
                         severity="warning")
             return
         self.notify(f"Resuming run {finished.run_id}: its successes are kept, {sid} runs again.")
-        self._start(finished.params, resume_from=finished.run_id)
+        self._start(self._last_params, resume_from=finished.run_id)
 
     def action_cancel(self) -> None:
-        engine = self._live_engine()
-        if engine is None:
+        if self._live_run() is None:
             return
         sid = self.dag.selected
         step = self.state.steps.get(sid) if sid is not None else None
@@ -581,15 +582,14 @@ class RunScreen(Screen[None]):
             question = f"Cancel {sid}, or the whole run {self.state.run_id}?"
         self.app.push_screen(ConfirmScreen(question, choices), partial(self._cancel_chosen, sid))
 
-    def _cancel_chosen(self, sid: str | None, choice: str | None) -> None:
-        engine = self.engine
-        if engine is None or choice not in ("step", "run"):
+    async def _cancel_chosen(self, sid: str | None, choice: str | None) -> None:
+        handle = self.handle
+        if handle is None or choice not in ("step", "run"):
             return
-        uid = os.getuid()
         if choice == "step" and sid is not None:
-            self.show_verdict(sid, engine.cancel_step(sid, uid, "tui"))
+            self.show_verdict(sid, await handle.cancel(sid))
         else:
-            self.show_verdict(None, engine.cancel_run(uid, "tui"))
+            self.show_verdict(None, await handle.cancel(None))
 
     def action_start(self) -> None:
         self.begin_run(ask=True)
@@ -656,7 +656,7 @@ class RunScreen(Screen[None]):
 
     def request_quit(self) -> None:
         """`q`: quit; while a run is live, ask first, then cancel it (the engine records it)."""
-        if self.engine is None or not self._engine_busy():
+        if self.handle is None or not self._engine_busy():
             self.app.exit(self.exit_code)
             return
         from console.ui.screens.confirm import ConfirmScreen
@@ -670,11 +670,11 @@ class RunScreen(Screen[None]):
             self._quit_chosen,
         )
 
-    def _quit_chosen(self, choice: str | None) -> None:
-        if choice != "quit" or self.engine is None:
+    async def _quit_chosen(self, choice: str | None) -> None:
+        if choice != "quit" or self.handle is None:
             return
         self._quit_after_run = True
-        verdict = self.engine.cancel_run(os.getuid(), "tui")
+        verdict = await self.handle.cancel(None)
         if not verdict.ok and not self._engine_busy():
             self.app.exit(self.exit_code)
         self.notify("Cancelling the run; quitting when it has stopped.", timeout=5)
@@ -684,16 +684,16 @@ class RunScreen(Screen[None]):
     def interrupt_run(self, signal_name: str) -> bool:
         """A stop signal: interrupt the live run (the engine records it and stops the steps)
         and quit once it has ended. False when no run is live: nothing to wait for."""
-        if self.engine is None or not self._engine_busy():
+        if self.handle is None or not self._engine_busy():
             return False
         self._quit_after_run = True
-        self.engine.interrupt(signal_name)
+        self.handle.interrupt(signal_name)
         return True
 
     def quit_when_run_ends(self) -> bool:
         """Quit once the live run has ended, as it would have without the UI (the terminal
         is gone and SIGHUP is ignored). False when no run is live."""
-        if self.engine is None or not self._engine_busy():
+        if self.handle is None or not self._engine_busy():
             return False
         self._quit_after_run = True
         return True
