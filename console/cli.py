@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", metavar="FILE")
     _add_params(run)
     run.add_argument("--no-tui", action="store_true", help="run without the UI")
+    run.add_argument(
+        "--detach", action="store_true",
+        help="start the run in a host process of its own, print its id and how to attach, exit",
+    )
     run.add_argument("--resume", metavar="RUN_ID", help="resume an earlier run of this workflow")
     run.add_argument("--audit", metavar="PATH", help="audit file", default=argparse.SUPPRESS)
     run.add_argument("--theme", help="UI theme", default=argparse.SUPPRESS)
@@ -119,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("schema", "print the JSON Schema of the workflow format")
 
+    # The run host process that `run --detach` starts; not for people (no help line).
+    host = sub.add_parser("_host")
+    host.add_argument("--spec-fd", type=int, required=True)
+    host.add_argument("--ready-fd", type=int, required=True)
+
     init = add("init", "write a commented starter workflow")
     init.add_argument("file", metavar="FILE", nargs="?", default="workflow.toml")
     return parser
@@ -138,6 +147,7 @@ _MODULES = {
     "audit": "audit",
     "schema": "schema",
     "init": "init",
+    "_host": "host",
 }
 
 

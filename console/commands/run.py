@@ -46,6 +46,8 @@ def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> 
 
 def main(args: argparse.Namespace) -> int:
     given = dict(args.params)
+    if getattr(args, "detach", False):
+        return detach(args, given)
     if not args.no_tui and sys.stdin.isatty() and sys.stdout.isatty():
         from console.ui.app import run_tui_path
 
@@ -61,6 +63,21 @@ def main(args: argparse.Namespace) -> int:
         print("console: no terminal for the UI; running headless (--no-tui)", file=sys.stderr)
     params = resolve_params(loaded.model, given)
     return run_headless(loaded, params, settings_for(args, loaded, "cli"))
+
+
+def detach(args: argparse.Namespace, given: dict[str, str]) -> int:
+    """Validate, start the run in a host process of its own, say how to attach, exit 0."""
+    from console.host.process import start_host_process
+    from console.workflow.loader import load_workflow, resolve_params
+
+    loaded = load_workflow(args.file)
+    params = resolve_params(loaded.model, given)
+    started = start_host_process(loaded.path, params, settings_for(args, loaded, "host"))
+    print(f"run {started.run_id} started in the background (pid {started.pid})")
+    print(f"  watch it and act on it:  console attach {started.run_id}")
+    print(f"  its status:              console status {started.run_id}")
+    print(f"  the host's log:          {terminal_safe(str(started.log_path))}")
+    return 0
 
 
 def run_headless(

@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from console import paths
@@ -43,11 +44,16 @@ class RunHost:
         executor: Executor | None = None,
         clock: Callable[[], datetime] | None = None,
         initiator_uid: int | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.engine = Engine(
             loaded, params, sinks, settings,
-            executor=executor, clock=clock, initiator_uid=initiator_uid,
+            executor=executor, clock=clock, initiator_uid=initiator_uid, run_id=run_id,
         )
+        # Once the run listens on its socket (or started without one), or could not start:
+        # (socket path, None) or (None, the error). A host process reports it to its parent.
+        self._start_result: tuple[Path | None, BaseException | None] | None = None
+        self._started = asyncio.Event()
         self.settings = self.engine.settings
         self.run_id = self.engine.run_id
         self.loaded = loaded
@@ -102,6 +108,13 @@ class RunHost:
 
     async def run(self) -> RunOutcome:
         """Run the workflow to the end. Raises ConsoleError if it cannot start."""
+        try:
+            return await self._run()
+        except BaseException as exc:
+            self._listened(None, exc)  # a no-op once the run had started
+            raise
+
+    async def _run(self) -> RunOutcome:
         engine, settings = self.engine, self.settings
         run_dir = settings.runs_dir / self.run_id
         engine.prepare(run_dir)
@@ -123,6 +136,7 @@ class RunHost:
                 engine.emit(LockAcquired(run=self.run_id, name=lock.name))
             if server is not None:
                 await server.start()
+            self._listened(socket_path)
             await engine.execute(reused)
         finally:
             await engine.stop_steps()
@@ -168,6 +182,20 @@ class RunHost:
             signal.set_wakeup_fd(-1)
             for sig in caught:
                 signal.signal(sig, previous[sig])
+
+    def _listened(self, socket_path: Path | None, error: BaseException | None = None) -> None:
+        if self._start_result is None:
+            self._start_result = (socket_path, error)
+            self._started.set()
+
+    async def started(self) -> Path | None:
+        """Wait until the run has started (its socket's path) or failed to (raises why)."""
+        await self._started.wait()
+        assert self._start_result is not None
+        path, error = self._start_result
+        if error is not None:
+            raise error
+        return path
 
     def _take_lock(self) -> WorkflowLock | None:
         name = self.loaded.model.workflow.lock

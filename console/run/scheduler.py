@@ -68,12 +68,13 @@ class Scheduler:
         executor: Executor | None = None,
         clock: Callable[[], datetime] | None = None,
         initiator_uid: int | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.loaded = loaded
         self.params = dict(params)
         self.settings = settings or EngineSettings()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.run_id = new_run_id(self._clock())
+        self.run_id = run_id or new_run_id(self._clock())
         self.state = RunState()
         self._fanout = SinkFanout(self._audit_failed)
         for sink in sinks:

@@ -1,0 +1,47 @@
+"""`console _host` (hidden): the run host process that `console run --detach` starts.
+
+It reads its HostSpec from a pipe, runs the workflow with the stop signals of its own
+(console/host/run_host.py), writes one line per event to its log (`<run dir>/host.log`),
+and tells its parent once the run has started, or why it could not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+
+from console.commands.printer import PlainPrinter
+from console.errors import ConsoleError
+from console.events import RunOutcome
+from console.host.process import HostSpec, report_started
+from console.host.run_host import RunHost
+from console.run.exit_codes import EXIT_CODES
+from console.workflow.loader import load_workflow
+
+
+def main(args: argparse.Namespace) -> int:
+    with os.fdopen(args.spec_fd, "r") as feed:
+        spec = HostSpec.from_json(json.load(feed))
+    ready_fd: int = args.ready_fd
+    try:
+        loaded = load_workflow(spec.workflow)
+    except ConsoleError as exc:
+        report_started(ready_fd, None, exc.message)
+        return exc.exit_code
+    host = RunHost(loaded, spec.params, [PlainPrinter()], spec.settings(), run_id=spec.run_id)
+    return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
+
+
+async def _host(host: RunHost, ready_fd: int) -> RunOutcome:
+    run = asyncio.get_running_loop().create_task(host.run_in_foreground())
+    try:
+        socket_path = await host.started()
+    except ConsoleError as exc:
+        report_started(ready_fd, None, exc.message)
+    except BaseException as exc:
+        report_started(ready_fd, None, f"the run could not start: {exc!r}")
+    else:
+        report_started(ready_fd, socket_path, None)
+    return await run

@@ -1,0 +1,159 @@
+"""A run in a process of its own: no terminal, so a dropped SSH session never stops it.
+
+`start_host_process` starts `python -m console _host` in a new session with stdin from
+/dev/null and its output in `<run dir>/host.log`, hands it what to run through a pipe (never
+argv: a secret param would show in `ps`), and waits until the run listens on its control
+socket, or until the host says why it could not start (a held lock, an audit file it may
+not write, a missing secret). The host lives until the run has ended, cleanups included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from console import paths
+from console.errors import ConsoleError
+from console.run.ids import new_run_id
+from console.run.settings import EngineSettings
+
+HOST_LOG = "host.log"
+START_TIMEOUT_S = 30.0
+
+
+class HostStartError(ConsoleError):
+    """The run host could not start the run; the message says why."""
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a host process runs: sent to it as one JSON document on a pipe."""
+
+    workflow: str
+    params: dict[str, str | int | bool]
+    run_id: str
+    audit_path: str
+    runs_dir: str
+    runtime_dir: str
+    grace_s: float
+    fsync_always: bool
+    resume_from: str | None
+
+    def settings(self) -> EngineSettings:
+        return EngineSettings(
+            audit_path=Path(self.audit_path),
+            runs_dir=Path(self.runs_dir),
+            runtime_dir=Path(self.runtime_dir),
+            grace_s=self.grace_s,
+            fsync_always=self.fsync_always,
+            resume_from=self.resume_from,
+            via="host",
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HostSpec:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class StartedHost:
+    run_id: str
+    pid: int
+    socket_path: Path | None
+    log_path: Path
+
+
+def start_host_process(
+    workflow: Path,
+    params: Mapping[str, str | int | bool],
+    settings: EngineSettings,
+    *,
+    timeout_s: float = START_TIMEOUT_S,
+) -> StartedHost:
+    """Start a run host for `workflow` and return once its run has started."""
+    run_id = new_run_id()
+    run_dir = settings.runs_dir / run_id
+    paths.make_private_dirs(run_dir)
+    log_path = run_dir / HOST_LOG
+    spec = HostSpec(
+        workflow=str(workflow.resolve()),
+        params=dict(params),
+        run_id=run_id,
+        audit_path=str(settings.audit_path),
+        runs_dir=str(settings.runs_dir),
+        runtime_dir=str(settings.runtime_dir),
+        grace_s=settings.grace_s,
+        fsync_always=settings.fsync_always,
+        resume_from=settings.resume_from,
+    )
+    spec_r, spec_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "console", "_host", "--spec-fd", str(spec_r),
+             "--ready-fd", str(ready_w)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            pass_fds=(spec_r, ready_w),
+            cwd="/",
+        )
+    finally:
+        for fd in (spec_r, ready_w, log_fd):
+            os.close(fd)
+    with os.fdopen(spec_w, "w") as feed:
+        json.dump(asdict(spec), feed)
+    answer = _read_answer(ready_r, timeout_s)
+    if answer.startswith("ok"):
+        socket_text = answer.partition(" ")[2].strip()
+        return StartedHost(run_id, process.pid, Path(socket_text) if socket_text else None,
+                           log_path)
+    if process.poll() is None and not answer:
+        process.terminate()
+    why = answer.partition(" ")[2].strip() if answer.startswith("error") else (
+        f"the run host did not start within {timeout_s:g}s" if process.poll() is None
+        else f"the run host exited with code {process.returncode}"
+    )
+    raise HostStartError(f"{why} (its log: {log_path})")
+
+
+def _read_answer(fd: int, timeout_s: float) -> str:
+    """The host's one line ("ok SOCKET" or "error MESSAGE"), or "" if it never came."""
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    try:
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").split("\n", 1)[0]
+
+
+def report_started(ready_fd: int, socket_path: Path | None, error: str | None) -> None:
+    """In the host: tell the parent the run has started, or why not; then let go of it."""
+    line = f"ok {socket_path or ''}" if error is None else f"error {error}"
+    try:
+        os.write(ready_fd, (line.replace("\n", " ") + "\n").encode("utf-8"))
+    except OSError:
+        pass  # the parent went away: the run goes on regardless
+    finally:
+        os.close(ready_fd)
