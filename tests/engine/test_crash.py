@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .cli_runs import processes_with
+from .cli_runs import processes_with, records, wait_for
 from .conftest import write_workflow
 
 WORKFLOW = """
@@ -99,7 +99,9 @@ def test_sigterm_stops_steps_records_interruption_and_releases_the_lock(tmp_path
     assert types[-1] == "run.finished"
     assert "lock.released" in types
     again = _console("run", str(path), "--no-tui", env={**env, "CRASH_MARKER": "x"})
-    time.sleep(1.0)
+    # The second run took the lock: it got as far as starting its step.
+    wait_for("the second run's step", lambda: sum(
+        1 for r in records(audit) if r["type"] == "step.started") == 2)
     again.send_signal(signal.SIGINT)
     _, err2 = again.communicate(timeout=20)
     assert "locked by" not in err2
