@@ -259,6 +259,10 @@ class GateOpened(Event):
     reason_required: bool
     deadline: str | None  # RFC 3339; no decision by then means denied
     approve_command: str  # what another engineer runs to approve
+    # Whether whoever started the run may approve (or override) it themselves, and if not,
+    # why ("you started this run; ..."). Records written before these existed mean True.
+    initiator_may_approve: bool = True
+    initiator_why_not: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

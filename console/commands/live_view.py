@@ -6,6 +6,7 @@ Step ids, reasons and errors are someone else's text: they reach the table as `T
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from console.events import (
     CancelRequested,
     CleanupsSkipped,
     Event,
+    GateClosed,
     GateOpened,
     OverrideGiven,
     RunInterrupted,
@@ -65,11 +67,16 @@ _NOTABLE = (
 
 
 class LivePrinter:
-    """On a terminal: notable events scroll above a live table of the steps."""
+    """On a terminal: notable events scroll above a live table of the steps.
+
+    A gate whoever started the run cannot pass themselves says so twice: the scrolled
+    line names who may approve and how, and the step's note says whom it waits for.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.state = RunState()
+        self.waiting: dict[str, str] = {}  # step -> "waiting for @sre (not you)"
         self.live = Live(self._table(), console=console, refresh_per_second=8, transient=True)
 
     def __enter__(self) -> LivePrinter:
@@ -81,6 +88,13 @@ class LivePrinter:
 
     def publish(self, event: Event) -> None:
         self.state.apply(event)
+        if isinstance(event, GateOpened) and event.step and not event.initiator_may_approve:
+            who = ", ".join(event.approvers) or "someone else"
+            if event.approve_command.startswith("console override"):
+                who = "an override"
+            self.waiting[event.step] = f"waiting for {who} (not you)"
+        elif isinstance(event, GateClosed) and event.step:
+            self.waiting.pop(event.step, None)
         if isinstance(event, _NOTABLE) and not (
             isinstance(event, StepFinished) and event.outcome == "succeeded"
         ):
@@ -90,10 +104,14 @@ class LivePrinter:
         self.live.update(self._table())
 
     def _table(self) -> Table:
-        return steps_table(self.state, title=None)
+        return steps_table(self.state, title=None, waiting=self.waiting)
 
 
-def steps_table(state: RunState, title: str | None) -> Table:
+def steps_table(
+    state: RunState, title: str | None, waiting: Mapping[str, str] | None = None
+) -> Table:
+    """The steps, one row each; `waiting` holds the note of a step whose gate waits for
+    someone other than whoever started the run."""
     table = Table(title=title, expand=False, show_edge=False, pad_edge=False)
     table.add_column("step")
     table.add_column("status")
@@ -102,7 +120,7 @@ def steps_table(state: RunState, title: str | None) -> Table:
     table.add_column("note", overflow="fold", max_width=50)
     for step in state.steps.values():
         table.add_row(Text(terminal_safe(step.id)), _status_text(step), _attempt(step),
-                      _duration(step), Text(terminal_safe(_note(step))))
+                      _duration(step), Text(terminal_safe(_note(step, waiting or {}))))
     return table
 
 
@@ -126,7 +144,9 @@ def _duration(step: StepState) -> str:
     return ""
 
 
-def _note(step: StepState) -> str:
+def _note(step: StepState, waiting: Mapping[str, str]) -> str:
+    if step.status == "awaiting_approval" and step.id in waiting:
+        return waiting[step.id]
     if step.status in ("failed", "error") and step.error:
         return step.error
     if step.status == "failed" and step.exit_code is not None:

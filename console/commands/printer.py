@@ -90,6 +90,8 @@ def _describe(event: Event) -> str | tuple[str, ...] | None:
         case StepDenied():
             return f"{step}denied: {event.reason}"
         case GateOpened():
+            if not event.initiator_may_approve:
+                return waiting_for_others(event)
             need = f"needs {event.approvals_required} approval(s)" + (
                 f" from {', '.join(event.approvers)}" if event.approvers else ""
             )
@@ -135,6 +137,34 @@ def _describe(event: Event) -> str | tuple[str, ...] | None:
             )
             return f"run {event.run} {event.outcome} in {event.duration_s:.1f}s ({counts})"
     return None
+
+
+def waiting_for_others(event: GateOpened) -> tuple[str, str]:
+    """A gate whoever started the run cannot pass themselves (separation of duties, or not
+    an approver): who may, and the command they run — said as the gate opens, so nobody
+    waits for a keypress of their own that would be refused."""
+    step = f"{event.step}: " if event.step else ""
+    deadline = f", deadline {event.deadline}" if event.deadline else ""
+    why = short_why(event.initiator_why_not)
+    if event.approve_command.startswith("console override"):
+        return (
+            f"{step}waiting for an override by someone else (not you: {why}){deadline}",
+            f"    they override with: console attach {event.run}  (or {event.approve_command})",
+        )
+    who = ", ".join(event.approvers) if event.approvers else "someone else"
+    count = event.approvals_required
+    return (
+        f"{step}waiting for {who} (not you: {why}), {count} approval{'s' if count != 1 else ''}"
+        f" needed{deadline}",
+        f"    they approve with: console attach {event.run}  (or {event.approve_command})",
+    )
+
+
+def short_why(why: object) -> str:
+    """The first clause of a refusal: "you started this run; policy 'x' requires someone
+    else" -> "you started this run"."""
+    text = str(why or "the run did not say why")
+    return text.split(";", 1)[0].strip()
 
 
 class PlainPrinter:

@@ -109,6 +109,21 @@ class GateTally:
                     "given, needs someone else")
         return self._not_an_approver(identity)
 
+    def why_not(self, identity: Identity) -> str | None:
+        """None when `identity` can move this gate on now — approve it, or override the soft
+        deny that holds it; otherwise why not. Read-only: asking changes nothing.
+
+        `console status` shows each caller this for every open gate ("you may approve").
+        """
+        refusal = self.eligible(identity)
+        if refusal is None or self.decision.effect != "deny":
+            return refusal
+        override = self.may_override(identity)
+        if override is None:
+            return None
+        # All approvals given (or none asked): only the override is missing, so say why not.
+        return override if len(self.approvals) >= self.decision.approvals_required else refusal
+
     def approve(self, identity: Identity, reason: str | None) -> Verdict:
         why = self.eligible(identity)
         if why is not None:

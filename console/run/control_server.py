@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import inspect
 import json
 import os
 import socket
@@ -92,7 +93,7 @@ class ControlServer:
         self,
         actions: RunActions,
         path: Path,
-        status: Callable[[], dict[str, Any]],
+        status: Callable[..., dict[str, Any]],  # may take `for_uid`: see _status_for
         *,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         max_per_uid: int = MAX_CONNECTIONS_PER_UID,
@@ -328,7 +329,7 @@ class ControlServer:
             return {
                 "ok": True,
                 "message": f"status of run {self.actions.run_id}",
-                "status": self._status(),
+                "status": _status_for(self._status, uid),
             }
         if op == "approve":
             step = _text(request, "step")
@@ -369,6 +370,17 @@ def _optional_text(request: Mapping[str, Any]) -> str | None:
     if not isinstance(value, str):
         raise _BadRequest("\"reason\" must be a string")
     return value or None
+
+
+def _status_for(status: Callable[..., dict[str, Any]], uid: int) -> dict[str, Any]:
+    """The run's status as the peer `uid` sees it: a status callable that takes `for_uid`
+    is given it (the gates then say whether that person may approve), others are called
+    bare."""
+    try:
+        takes_uid = "for_uid" in inspect.signature(status).parameters
+    except (TypeError, ValueError):
+        takes_uid = False
+    return status(for_uid=uid) if takes_uid else status()
 
 
 def _verdict(verdict: Verdict) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from console.events import (
 )
 from console.policy.approvals import GateTally
 from console.policy.decision import Decision
-from console.policy.identity import Identity
+from console.policy.identity import Identity, identity_for_uid
 from console.policy.verdict import Verdict
 from console.run.refusals import RefusalCoalescer
 from console.workflow.model import format_duration
@@ -41,6 +41,7 @@ def decision_policies(decision: Decision) -> tuple[str, ...]:
 class _Gate:
     tally: GateTally
     decision: Decision
+    command: str  # what another engineer runs to approve (or override)
     timer: asyncio.TimerHandle | None = None
 
 
@@ -63,6 +64,7 @@ class Gates:
         self._on_passed = on_passed
         self._on_denied = on_denied
         self._open: dict[str, _Gate] = {}
+        self._initiator: Identity | None = None  # resolved when the first gate opens
         # Refusals are many when someone keeps asking: merged per uid, see refusals.py.
         self._refusals = RefusalCoalescer(emit)
 
@@ -74,20 +76,22 @@ class Gates:
 
     def open(self, step: str, decision: Decision) -> None:
         binding = {"run": self._run_id, "step": step, "file_hashes": dict(self._file_hashes)}
-        gate = _Gate(
-            GateTally(decision, initiator_uid=self._initiator_uid, binding=binding), decision
-        )
+        verb = "override" if decision.effect == "deny" else "approve"
+        command = f"console {verb} {self._run_id} {step}"
+        if verb == "override" or decision.reason_required:
+            command += ' --reason "..."'
+        tally = GateTally(decision, initiator_uid=self._initiator_uid, binding=binding)
+        gate = _Gate(tally, decision, command)
         self._open[step] = gate
+        # Said at once when the gate waits for someone else (separation of duties, or the
+        # initiator is not among the approvers), so nobody waits for themselves in vain.
+        initiator_why_not = tally.why_not(self._initiator_identity())
         deadline = None
         if decision.timeout_s is not None:
             at = self._clock() + timedelta(seconds=decision.timeout_s)
             deadline = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             loop = asyncio.get_running_loop()
             gate.timer = loop.call_later(decision.timeout_s, self._timed_out, step)
-        verb = "override" if decision.effect == "deny" else "approve"
-        command = f"console {verb} {self._run_id} {step}"
-        if verb == "override" or decision.reason_required:
-            command += ' --reason "..."'
         self._emit(
             GateOpened(
                 run=self._run_id,
@@ -97,8 +101,15 @@ class Gates:
                 reason_required=decision.reason_required or verb == "override",
                 deadline=deadline,
                 approve_command=command,
+                initiator_may_approve=initiator_why_not is None,
+                initiator_why_not=initiator_why_not,
             )
         )
+
+    def _initiator_identity(self) -> Identity:
+        if self._initiator is None:
+            self._initiator = identity_for_uid(self._initiator_uid)
+        return self._initiator
 
     def close(self, step: str, outcome: GateOutcome, reason: str | None = None) -> None:
         gate = self._open.pop(step)
@@ -181,12 +192,29 @@ class Gates:
             self._on_passed(step)
         return verdict
 
-    def summaries(self) -> dict[str, dict[str, Any]]:
-        return {
-            step: {
+    def summaries(self, for_uid: int | None = None) -> dict[str, dict[str, Any]]:
+        """Each open gate: the decision in words, approvals given and required, who may
+        approve and the command that does it.
+
+        With `for_uid` (the uid the OS says is asking: the control socket's peer), each
+        gate also says whether that person may act on it now — `may_approve`, and
+        `why_not` when they may not — judged by the same rules an approval would meet.
+        """
+        asking = identity_for_uid(for_uid) if for_uid is not None else None
+        out: dict[str, dict[str, Any]] = {}
+        for step, gate in self._open.items():
+            entry: dict[str, Any] = {
                 "summary": gate.decision.summary,
                 "approvals": len(gate.tally.approvals),
                 "approvals_required": gate.decision.approvals_required,
+                "approvers": list(gate.decision.approvers),
+                "approve_command": gate.command,
             }
-            for step, gate in self._open.items()
-        }
+            if gate.decision.effect == "deny":
+                entry["override_by"] = list(gate.decision.override_by)
+            if asking is not None:
+                why_not = gate.tally.why_not(asking)
+                entry["may_approve"] = why_not is None
+                entry["why_not"] = why_not
+            out[step] = entry
+        return out
