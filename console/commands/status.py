@@ -1,193 +1,185 @@
-"""`console status [RUN_ID] [--json]`: the runs recorded in the audit file and their state.
+"""`console status [RUN_ID] [--json]`: the runs on this host and their state.
 
-One pass over the audit file folds every run's events into a RunState. A run without
-`run.finished` whose process is gone from this host is "abandoned"; a live one is asked
-over its control socket for its current state (the fold is the fallback). Everything shown
-comes from the audit file or another process (workflow names, users, reasons, run ids):
-every cell goes through `terminal_safe` before its width is measured.
+Two sources, merged by run id (what a live run says wins over the audit's picture):
+- the caller's audit file, folded in one pass: finished runs, abandoned ones (no
+  `run.finished` and the process is gone), runs recorded on another host;
+- every control socket in the runtime directory, whoever started the run: a colleague's
+  run shows up too, so the second approver of a two-person gate can find it.
+
+A live run judges, on its side and from the asker's uid (SO_PEERCRED), whether the asker
+may approve each of its open gates; the table says "awaiting approval (you may approve)"
+there. Everything shown comes from the audit file or another process (workflow names,
+users, reasons, run ids): every cell goes through `terminal_safe` before it is measured,
+and the table is fitted to the terminal's width ($COLUMNS, else the terminal's; whole
+values when the output is not a terminal).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
+import os
+import shutil
+import sys
+import textwrap
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console import paths
+from console.commands.printer import short_why
 from console.config import audit_path as configured_audit_path
-from console.errors import ConsoleError, ControlError
+from console.errors import ConsoleError
 from console.events import parse_ts
-from console.run.control_client import request
-from console.run.control_server import run_state_to_json
-from console.run.history import fold_audit, pid_alive
-from console.run.state import FINISHED, RunState
+from console.run.history import (
+    RunView,
+    all_views,
+    ask_live_runs,
+    claimed_answer,
+    fold_audit,
+    started_from_run_id,
+    view_live_only,
+    view_run,
+)
 from console.textsafe import terminal_safe
 from console.workflow.model import format_duration
 
-SOCKET_TIMEOUT_S = 2.0
-
-
-@dataclass
-class RunView:
-    """One run as `console status` shows it."""
-
-    state: dict[str, Any]  # run_state_to_json() shape, from the socket or the audit fold
-    status: str  # the run's status, or "abandoned"
-    live: bool
-    source: str  # "socket" or "audit"
-    note: str = ""  # why the status is what it is, when that is not obvious
-
-    @property
-    def run_id(self) -> str:
-        return str(self.state.get("run_id") or "")
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        steps = self.state.get("steps") or {}
-        done = sum(1 for s in steps.values() if s.get("status") in FINISHED)
-        return done, len(steps)
-
-    def summary(self) -> dict[str, Any]:
-        done, total = self.progress
-        keys = ("workflow", "workflow_path", "user", "uid", "host", "pid")
-        out: dict[str, Any] = {"run_id": self.run_id, "status": self.status}
-        out.update({key: self.state.get(key) for key in keys})
-        out.update(
-            live=self.live, source=self.source, note=self.note or None, done=done, total=total,
-            started=self.state.get("started_ts"), finished=self.state.get("finished_ts"),
-        )
-        return out
-
-
-def view_run(state: RunState, host: str | None = None) -> RunView:
-    """How the run stands now: finished, abandoned, elsewhere, or live (asked over its socket)."""
-    folded = run_state_to_json(state)
-    this_host = host if host is not None else socket.gethostname()
-    if state.finished_ts is not None or state.started_ts is None:
-        return RunView(folded, state.status, live=False, source="audit")
-    if state.host != this_host:
-        note = f"runs on host {state.host}; ask there"
-        return RunView(folded, state.status, live=False, source="audit", note=note)
-    if state.pid is None or not pid_alive(state.pid):
-        note = f"no run.finished recorded and process {state.pid} is gone from {this_host}"
-        return RunView(folded, "abandoned", live=False, source="audit", note=note)
-    socket_path = Path(state.control_socket) if state.control_socket else None
-    try:
-        answer = request(str(state.run_id), {"op": "status"}, SOCKET_TIMEOUT_S,
-                         socket_path=socket_path)
-    except ControlError as exc:
-        note = f"control socket did not answer ({exc.message}); state from the audit file"
-        return RunView(folded, state.status, live=True, source="audit", note=note)
-    live_state = answer.get("status")
-    if not answer.get("ok") or not isinstance(live_state, dict):
-        note = "control socket gave no status; state from the audit file"
-        return RunView(folded, state.status, live=True, source="audit", note=note)
-    merged = merge_live(folded, live_state)
-    return RunView(merged, str(merged.get("status", state.status)), live=True, source="socket")
-
-
-def merge_live(folded: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
-    """The audit fold brought up to date with what the run said over its socket.
-
-    Keys the fold knows take the live value; a live `steps` entry may be a full step or
-    just its status; anything else the run reports is kept under `live`.
-    """
-    merged = dict(folded)
-    extra: dict[str, Any] = {}
-    for key, value in live.items():
-        if key == "steps" and isinstance(value, Mapping):
-            steps = {sid: dict(step) for sid, step in (folded.get("steps") or {}).items()}
-            for sid, step in value.items():
-                if isinstance(step, Mapping):
-                    steps[sid] = {**steps.get(sid, {}), **step}
-                elif isinstance(step, str):
-                    steps.setdefault(sid, {"id": sid})["status"] = step
-            merged["steps"] = steps
-        elif key in folded:
-            merged[key] = value
-        else:
-            extra[key] = value
-    if extra:
-        merged["live"] = extra
-    return merged
+DEFAULT_WIDTH = 80
+# The narrowest a truncated WORKFLOW or USER cell gets (its header still fits).
+MIN_FLEXIBLE = 6
 
 
 def main(args: argparse.Namespace) -> int:
     audit_path = configured_audit_path(getattr(args, "audit", None))
+    runtime = paths.runtime_dir()
     wanted: str | None = getattr(args, "run_id", None)
     runs = fold_audit(audit_path, wanted) if audit_path.exists() else {}
+    live = ask_live_runs(runtime, wanted)
     if wanted is not None:
-        view = view_run(_pick(runs, wanted, audit_path))
+        run_id = _pick([*runs, *live], wanted, audit_path, runtime)
+        answer = live.get(run_id)
+        if run_id in runs:
+            view = view_run(runs[run_id], live=claimed_answer(runs[run_id], answer))
+        else:
+            assert answer is not None
+            view = view_live_only(answer)
         if args.json:
             print(json.dumps({"audit": str(audit_path), **view.summary(), "state": view.state},
                              indent=2))
         else:
             print(render_run(view))
         return 0
-    started = [state for state in runs.values() if state.started_ts is not None]
-    views = [view_run(state) for state in sorted(started, key=_started_key)]
+    views = all_views(runs, live)
     if args.json:
-        print(json.dumps({"audit": str(audit_path), "runs": [v.summary() for v in views]},
-                         indent=2))
+        print(json.dumps({"audit": str(audit_path), "runtime_dir": str(runtime),
+                          "runs": [v.summary() for v in views]}, indent=2))
     elif not views:
-        print(f"no runs recorded in {audit_path}")
+        print(f"no runs recorded in {audit_path}, and none live in {runtime}")
     else:
         print(render_table(views))
     return 0
 
 
-def _started_key(state: RunState) -> tuple[str, str]:
-    return state.started_ts or "", state.run_id or ""
-
-
-def _pick(runs: Mapping[str, RunState], wanted: str, audit_path: Path) -> RunState:
-    if wanted in runs:
-        return runs[wanted]
-    if len(runs) == 1:
-        return next(iter(runs.values()))
-    if not runs:
+def _pick(run_ids: Iterable[str], wanted: str, audit_path: Path, runtime: Path) -> str:
+    found = sorted(set(run_ids))
+    if wanted in found:
+        return wanted
+    if len(found) == 1:
+        return found[0]
+    if not found:
         raise ConsoleError(
-            f"no run {wanted} in {audit_path}; `console status` lists the runs recorded there "
-            "(use --audit PATH for another audit file)"
+            f"no run {wanted} in {audit_path}, nor live in {runtime}; `console status` lists "
+            "the runs recorded there and the live ones (use --audit PATH for another audit "
+            "file)"
         )
-    several = ", ".join(terminal_safe(run) for run in sorted(runs))
+    several = ", ".join(terminal_safe(run) for run in found)
     raise ConsoleError(f"{wanted} matches several runs: {several}; give more of it")
 
 
 # --- rendering -------------------------------------------------------------------------
 
 
-def render_table(views: Iterable[RunView]) -> str:
-    rows = [("RUN", "WORKFLOW", "STATUS", "PROGRESS", "STARTED (UTC)", "USER")]
+def render_table(views: Sequence[RunView], width: int | None = None) -> str:
+    """One row per run; under a live run waiting at gates, one line per gate saying whether
+    you may approve it; notes (for a status marked `*`) last.
+
+    With a `width` (default: $COLUMNS, else the terminal's; none when the output is not a
+    terminal, like `ps`), no line is wider: STARTED goes first (the run id begins with the
+    start time), then WORKFLOW and USER are cut short, ending in `…`; notes are wrapped.
+    """
+    if width is None:
+        width = table_width()
+    rows: list[tuple[str, ...]] = [("RUN", "WORKFLOW", "STATUS", "STEPS", "STARTED (UTC)", "USER")]
     for view in views:
         done, total = view.progress
         rows.append((
             view.run_id,
             str(view.state.get("workflow") or "?"),
-            f"{view.status}*" if view.note else view.status,
+            view.shown_status,
             f"{done}/{total}",
-            _short_ts(view.state.get("started_ts")),
+            _short_ts(view.state.get("started_ts") or started_from_run_id(view.run_id)),
             str(view.state.get("user") or "?"),
         ))
-    lines = _columns(rows)
-    notes = [terminal_safe(f"* {v.run_id}: {v.note}") for v in views if v.note]
-    return "\n".join(lines + notes)
+    if width is not None and _natural_width(rows) > width:
+        rows = [row[:4] + row[5:] for row in rows]
+    table = _fit_columns(rows, width, flexible=(1, len(rows[0]) - 1))
+    lines = [table[0]]
+    for view, row in zip(views, table[1:], strict=True):
+        lines.append(row)
+        if view.live:
+            lines.extend(_cut("  " + gate_line(step, gate), width)
+                         for step, gate in view.gates.items())
+    for view in views:
+        if not view.note:
+            continue
+        note = terminal_safe(f"* {view.run_id}: {view.note}")
+        if width is None:
+            lines.append(note)
+        else:
+            lines.extend(textwrap.wrap(note, width=max(width, 20), subsequent_indent="    ",
+                                       break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def table_width() -> int | None:
+    """$COLUMNS if set, else the terminal's width; None (no limit) when stdout is no
+    terminal, so a pipe or a file gets every value whole."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return None
+
+
+def gate_line(step: str, gate: Mapping[str, Any]) -> str:
+    """`deploy: awaiting approval 1/2 (you may approve)`, or `(not you: why)`."""
+    override = str(gate.get("approve_command") or "").startswith("console override")
+    line = f"{step}: " + ("awaiting an override" if override else "awaiting approval")
+    required = gate.get("approvals_required")
+    if isinstance(required, int) and required > 0:
+        line += f" {gate.get('approvals', 0)}/{required}"
+    may = gate.get("may_approve")
+    if may is True:
+        line += f" (you may {'override' if override else 'approve'})"
+    elif may is False:
+        line += f" (not you: {short_why(gate.get('why_not'))})"
+    return terminal_safe(line)
 
 
 def render_run(view: RunView, now: datetime | None = None) -> str:
     state = view.state
     done, total = view.progress
     status = view.status + (" (live)" if view.live else "")
-    who = f"{state.get('user') or '?'} (uid {state.get('uid')}) on {state.get('host') or '?'}"
+    uid = state.get("uid")
+    who = f"{state.get('user') or '?'}" + (f" (uid {uid})" if uid is not None else "")
     head = [
         ("run", view.run_id),
         ("workflow", f"{state.get('workflow') or '?'} ({state.get('workflow_path') or '?'})"),
         ("status", status + (f": {view.note}" if view.note else "")),
-        ("started by", f"{who}, pid {state.get('pid')}"),
+        ("started by", f"{who} on {state.get('host') or '?'}, pid {state.get('pid')}"),
         ("started", _short_ts(state.get("started_ts"))),
         ("finished", _short_ts(state.get("finished_ts"))),
         ("progress", f"{done}/{total} steps finished"),
@@ -202,16 +194,74 @@ def render_run(view: RunView, now: datetime | None = None) -> str:
             str(step.get("status")),
             f"{step.get('attempt', 0)}/{step.get('max_attempts', 1)}",
             _step_duration(step, moment),
-            _step_reason(step),
+            _step_reason(step, view.gates.get(step_id) if view.live else None),
         ))
     return "\n".join([*lines, "", *_columns(rows)])
 
 
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+    widths = [max(_cells(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(_pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
+
+
+def _natural_width(rows: Sequence[tuple[str, ...]]) -> int:
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
+    return sum(max(_cells(row[i]) for row in rows) for i in range(len(rows[0]))) + 2 * (
+        len(rows[0]) - 1)
+
+
+def _fit_columns(
+    rows: Sequence[tuple[str, ...]], width: int | None, flexible: Sequence[int]
+) -> list[str]:
+    """Like `_columns`, but no wider than `width`: the widest flexible column loses a cell
+    at a time (down to MIN_FLEXIBLE), cells cut short end in `…`; a line still too wide
+    is cut at `width`."""
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
+    widths = [max(_cells(row[i]) for row in rows) for i in range(len(rows[0]))]
+    if width is None:
+        return _columns(rows)
+    floor = {i: max(MIN_FLEXIBLE, _cells(rows[0][i])) for i in flexible}
+    while sum(widths) + 2 * (len(widths) - 1) > width:
+        shrinkable = [i for i in flexible if widths[i] > floor[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] -= 1
+    out = []
+    for row in rows:
+        cells = [_pad(_cut(cell, w), w) for cell, w in zip(row, widths, strict=True)]
+        out.append(_cut("  ".join(cells).rstrip(), width))
+    return out
+
+
+def _cut(text: str, width: int | None) -> str:
+    """`text` in at most `width` terminal cells; cut short, it ends in `…`."""
+    if width is None or _cells(text) <= width:
+        return text
+    out, used = [], 0
+    for char in text:
+        size = _char_cells(char)
+        if used + size > width - 1:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + "…"
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _cells(text))
+
+
+def _cells(text: str) -> int:
+    return sum(_char_cells(char) for char in text)
+
+
+def _char_cells(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
 def _short_ts(ts: Any) -> str:
@@ -232,13 +282,10 @@ def _step_duration(step: Mapping[str, Any], now: datetime) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else format_duration(float(seconds))
 
 
-def _step_reason(step: Mapping[str, Any]) -> str:
+def _step_reason(step: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:
     status = step.get("status")
-    if status == "awaiting_approval":
-        given = len(step.get("approvals") or [])
-        text = f"needs {step.get('approvals_required', 1)} approval(s), {given} given"
-        command = step.get("approve_command")
-        return f"{text}; {command}" if command else text
+    if status == "awaiting_approval" or gate is not None:
+        return _gate_reason(step, gate or {})
     for key in ("reason", "error"):
         if step.get(key):
             return str(step[key])
@@ -248,3 +295,22 @@ def _step_reason(step: Mapping[str, Any]) -> str:
     if isinstance(overrider, Mapping):
         return f"overridden by {overrider.get('user')}: {overrider.get('reason')}"
     return ""
+
+
+def _gate_reason(step: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
+    """A waiting gate's REASON cell: the count, whether you may act, the command."""
+    command = gate.get("approve_command") or step.get("approve_command")
+    if str(command or "").startswith("console override"):
+        text = f"{gate.get('summary') or 'denied by a soft policy'}; needs an override"
+        verb = "override"
+    else:
+        given = gate.get("approvals", len(step.get("approvals") or []))
+        required = gate.get("approvals_required", step.get("approvals_required", 1))
+        text = f"needs {required} approval(s), {given} given"
+        verb = "approve"
+    may = gate.get("may_approve")
+    if may is True:
+        text += f" (you may {verb})"
+    elif may is False:
+        text += f" (not you: {short_why(gate.get('why_not'))})"
+    return f"{text}; {command}" if command else text

@@ -84,6 +84,12 @@ def write_audit(
     return path
 
 
+@pytest.fixture(autouse=True)
+def whole_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output to a pipe: no width limit unless a test sets COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def status(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = main(["status", *argv])
     out, err = capsys.readouterr()
@@ -114,12 +120,14 @@ def audit(tmp_path: Path) -> Path:
 
 
 def test_no_audit_file_means_no_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runtime = tmp_path / "runtime"
     missing = tmp_path / "nothing.jsonl"
     assert status("--audit", str(missing), capsys=capsys) == (
-        0, f"no runs recorded in {missing}\n", "")
+        0, f"no runs recorded in {missing}, and none live in {runtime}\n", "")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert status("--audit", str(empty), capsys=capsys) == (0, f"no runs recorded in {empty}\n", "")
+    assert status("--audit", str(empty), capsys=capsys) == (
+        0, f"no runs recorded in {empty}, and none live in {runtime}\n", "")
 
 
 def test_the_table_shows_each_run_once_with_abandoned_and_remote_runs_marked(
@@ -129,10 +137,10 @@ def test_the_table_shows_each_run_once_with_abandoned_and_remote_runs_marked(
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[:4] == [
-        "RUN                      WORKFLOW    STATUS      PROGRESS  STARTED (UTC)        USER",
-        "20250304T100000Z-aaaaaa  payments    succeeded   2/2       2025-03-04 10:00:00  alice",
-        "20250304T101000Z-bbbbbb  db-migrate  abandoned*  1/2       2025-03-04 10:10:00  alice",
-        "20250304T102000Z-cccccc  payments    running*    0/2       2025-03-04 10:20:00  alice",
+        "RUN                      WORKFLOW    STATUS      STEPS  STARTED (UTC)        USER",
+        "20250304T100000Z-aaaaaa  payments    succeeded   2/2    2025-03-04 10:00:00  alice",
+        "20250304T101000Z-bbbbbb  db-migrate  abandoned*  1/2    2025-03-04 10:10:00  alice",
+        "20250304T102000Z-cccccc  payments    running*    0/2    2025-03-04 10:20:00  alice",
     ]
     assert lines[4].startswith("* 20250304T101000Z-bbbbbb: no run.finished recorded and process ")
     assert lines[4].endswith(f" is gone from {HOST}")
@@ -207,8 +215,10 @@ def test_an_unknown_or_ambiguous_run_is_an_error(
 ) -> None:
     code, _, err = status("20990101", "--audit", str(audit), capsys=capsys)
     assert code == 1
-    assert err == (f"console: no run 20990101 in {audit}; `console status` lists the runs "
-                   "recorded there (use --audit PATH for another audit file)\n")
+    runtime = audit.parent / "runtime"
+    assert err == (f"console: no run 20990101 in {audit}, nor live in {runtime}; `console "
+                   "status` lists the runs recorded there and the live ones (use --audit PATH "
+                   "for another audit file)\n")
     code, _, err = status("20250304T10", "--audit", str(audit), capsys=capsys)
     assert code == 1
     assert err == ("console: 20250304T10 matches several runs: 20250304T100000Z-aaaaaa, "
