@@ -21,6 +21,8 @@ from typing import Any
 from console import paths
 from console.audit.log import AuditLog
 from console.events import EventSink, LockAcquired, LockReleased, RunOutcome
+from console.host.feed import FeedingAuditLog, RecordFeed
+from console.host.protocol import RunProtocol
 from console.policy.verdict import Verdict
 from console.run.control import ControlServer
 from console.run.engine import Engine, EngineSettings, Executor
@@ -75,8 +77,8 @@ class RunHost:
     def add_sink(self, sink: EventSink) -> None:
         self.engine.add_sink(sink)
 
-    def status(self) -> dict[str, Any]:
-        return self.engine.status()
+    def status(self, for_uid: int | None = None) -> dict[str, Any]:
+        return self.engine.status(for_uid)
 
     def settle_within_s(self) -> float:
         return self.engine.settle_within_s()
@@ -125,12 +127,20 @@ class RunHost:
         lock = self._take_lock()
         server: ControlServer | None = None
         try:
-            audit = AuditLog(settings.audit_path, fsync_always=settings.fsync_always)
+            # Each record the run appends also goes to its viewers (protocol v2's subscribe).
+            feed = RecordFeed(self.run_id)
+            audit = FeedingAuditLog(
+                settings.audit_path, feed, fsync_always=settings.fsync_always
+            )
             paths.make_private_dirs(run_dir)
             socket_path = None
             if settings.control_socket:
                 socket_path = settings.runtime_dir / paths.control_socket_path(self.run_id).name
-                server = ControlServer(engine, socket_path, engine.status)
+                v2 = RunProtocol(
+                    run_id=self.run_id, workflow=self.loaded.name, feed=feed,
+                    audit_path=settings.audit_path, run_dir=run_dir, state=lambda: engine.state,
+                )
+                server = ControlServer(engine, socket_path, engine.status, extra_ops=v2)
             engine.open(audit, run_dir, socket_path)
             if lock is not None:
                 engine.emit(LockAcquired(run=self.run_id, name=lock.name))
@@ -149,6 +159,8 @@ class RunHost:
                 lock.release()
             if engine.opened:
                 engine.finish()
+            if server is not None:  # viewers get run.finished, then the end of their stream
+                await server.close_streams()
         return engine.outcome
 
     async def run_in_foreground(self) -> RunOutcome:

@@ -302,7 +302,9 @@ class Engine(Scheduler):
             stack.extend(self._dependents.get(sid, ()))
         return found
 
-    def status(self) -> dict[str, Any]:
+    def status(self, for_uid: int | None = None) -> dict[str, Any]:
+        """The live run for `console status`; with `for_uid`, whether that person may pass
+        each open gate now (the socket passes the asker's uid from SO_PEERCRED)."""
         done, total = self.state.progress
         return {
             "run": self.run_id,
@@ -312,5 +314,5 @@ class Engine(Scheduler):
             "pid": os.getpid(),
             "progress": [done, total],
             "steps": {sid: st.status for sid, st in self.state.steps.items()},
-            "gates": self._gates.summaries(),
+            "gates": self._gates.summaries(for_uid=for_uid),
         }
