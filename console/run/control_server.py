@@ -4,6 +4,9 @@ One JSON object per line each way. Who is asking comes from the kernel (SO_PEERC
 the connection), never from the request: a request's "user" or "uid" is ignored, and
 USER/LOGNAME play no part. The socket file is mode 0666 so any local user can reach the
 run; whether they may do anything is the run's own decision, made on that uid.
+
+The v1 ops (status and the actions) are answered here; protocol v2's ops (hello,
+subscribe, log) by the `ExtraOps` the run host passes in (console/host/protocol.py).
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ import socket
 import struct
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from console.errors import ConsoleError, ControlError
 from console.policy.verdict import Verdict
 from console.run.actions import RunActions
+from console.run.control_conn import (
+    IDLE_TIMEOUT_S,
+    MAX_REQUEST_BYTES,
+    Connection,
+    ExtraOps,
+    PeerCredentials,
+    RequestFault,
+    error_response,
+)
 from console.run.control_limits import (
     ACCEPT_BATCH,
     ACCEPT_PAUSE_S,
@@ -42,22 +53,26 @@ from console.run.fd_limits import free_fds
 from console.run.runtime_dir import clear_socket_path, ensure_runtime_dir
 from console.run.state import RunState
 
-MAX_REQUEST_BYTES = 64 * 1024
 SOCKET_MODE = 0o666
-IDLE_TIMEOUT_S = 60.0
 VIA = "socket"
 OPS = ("status", "approve", "deny", "override", "cancel", "retry")
 
 _PEERCRED_FORMAT = "3i"
 _TURN_AWAY_READ = 4096
 _TOO_DEEP = "request is nested too deeply; send a flat JSON object"
+# After the run has ended, streaming clients get this long to take their last frames.
+STREAM_LINGER_S = 5.0
 
-
-@dataclass(frozen=True)
-class PeerCredentials:
-    pid: int
-    uid: int
-    gid: int
+__all__ = [
+    "IDLE_TIMEOUT_S",
+    "MAX_REQUEST_BYTES",
+    "OPS",
+    "ControlServer",
+    "PeerCredentials",
+    "error_response",
+    "peer_credentials",
+    "run_state_to_json",
+]
 
 
 def peer_credentials(sock: Any) -> PeerCredentials:
@@ -73,11 +88,6 @@ def run_state_to_json(state: RunState) -> dict[str, Any]:
     """The run's state as plain JSON data: what the socket's `status` op returns."""
     data: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(state)))
     return data
-
-
-def error_response(kind: str, message: str) -> dict[str, Any]:
-    """A request the server could not act on (as opposed to a Verdict refusing it)."""
-    return {"ok": False, "error": kind, "message": message}
 
 
 class ControlServer:
@@ -100,10 +110,13 @@ class ControlServer:
         max_connections: int = MAX_CONNECTIONS,
         fd_reserve: int = FD_RESERVE,
         warn: Callable[[str], None] = warn_on_stderr,
+        extra_ops: ExtraOps | None = None,
     ) -> None:
         self.actions = actions
         self.path = path
         self._status = status
+        self._extra = extra_ops
+        self.ops = OPS + (extra_ops.names if extra_ops is not None else ())
         # A client silent this long is hung up on, so idle connections cannot pile up.
         self.idle_timeout_s = idle_timeout_s
         self.fd_reserve = fd_reserve
@@ -114,9 +127,9 @@ class ControlServer:
         self._accepting = False
         self._resume_timer: asyncio.TimerHandle | None = None
         self._inode: tuple[int, int] | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: dict[asyncio.Task[None], Connection | None] = {}
         self._closing = False
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         ensure_runtime_dir(self.path.parent)
@@ -140,7 +153,12 @@ class ControlServer:
         self._listen()
 
     async def close(self) -> None:
-        """Stop listening, hang up on connected clients and remove the socket file."""
+        """Stop listening, hang up on connected clients and remove the socket file.
+
+        Streaming clients (a subscription, a followed log) stay connected so that the run's
+        last records reach them: `close_streams()` ends them once the run has ended, and at
+        the latest STREAM_LINGER_S from now they are hung up on all the same.
+        """
         self._closing = True
         self._stop_listening()
         if self._resume_timer is not None:
@@ -149,12 +167,39 @@ class ControlServer:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-        for writer in list(self._writers):
-            writer.close()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=5.0)
+        waiting = []
+        for task, conn in list(self._connections.items()):
+            if conn is not None and conn.streaming:
+                continue
+            if conn is not None:
+                conn.writer.close()
+            waiting.append(task)
+        if waiting:
+            await asyncio.wait(waiting, timeout=5.0)
+        if self._connections and self._loop is not None and self._linger_timer is None:
+            self._linger_timer = self._loop.call_later(STREAM_LINGER_S, self._hang_up_all)
         self._log.flush()
         self._remove_socket_file()
+
+    async def close_streams(self, timeout_s: float = STREAM_LINGER_S) -> None:
+        """The run has ended: end every stream (each gets its last frames), then hang up on
+        whoever is still connected. Call after `close()` and the run's last record."""
+        if self._extra is not None:
+            self._extra.end()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=timeout_s)
+        self._hang_up_all()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=1.0)
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+
+    def _hang_up_all(self) -> None:
+        self._linger_timer = None
+        for conn in self._connections.values():
+            if conn is not None:
+                conn.writer.transport.abort()
 
     def _remove_socket_file(self) -> None:
         """Unlink the socket only if it is still the one we bound (never someone else's)."""
@@ -231,87 +276,101 @@ class ControlServer:
         assert self._loop is not None
         self.count.admit(peer.uid)
         task = self._loop.create_task(self._serve_connection(conn, peer))
-        self._connections.add(task)
-        task.add_done_callback(self._connections.discard)
+        self._connections[task] = None
+        task.add_done_callback(self._forget)
         return True
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._connections.pop(task, None)
 
     # --- serving -----------------------------------------------------------------------
 
-    async def _serve_connection(self, conn: socket.socket, peer: PeerCredentials) -> None:
+    async def _serve_connection(self, sock: socket.socket, peer: PeerCredentials) -> None:
         """One client, start to end. Nothing raised here may reach asyncio's handler (which
         would print a traceback on the run's terminal): errors end this connection only."""
-        writer: asyncio.StreamWriter | None = None
+        conn: Connection | None = None
         try:
             if self._closing:
                 return
             reader, writer = await asyncio.open_unix_connection(
-                sock=conn, limit=MAX_REQUEST_BYTES
+                sock=sock, limit=MAX_REQUEST_BYTES
             )
-            self._writers.add(writer)
+            conn = Connection(reader, writer, peer, self.idle_timeout_s)
+            task = asyncio.current_task()
+            if task is not None and task in self._connections:
+                self._connections[task] = conn
             if not self._closing:
-                await self._converse(reader, writer, peer)
+                await self._converse(conn)
         except (ConnectionError, OSError, TimeoutError):
             pass  # the client went away; nothing was acted on for a line we did not finish
         except Exception as exc:
             self._log.internal_error(exc)
         finally:
             self.count.release(peer.uid)
-            if writer is None:
-                conn.close()
+            if conn is None:
+                sock.close()
             else:
-                self._writers.discard(writer)
-                writer.close()
+                conn.writer.close()
                 with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+                    async with asyncio.timeout(self.idle_timeout_s):
+                        await conn.writer.wait_closed()
 
-    async def _converse(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerCredentials
-    ) -> None:
-        while True:
+    async def _converse(self, conn: Connection) -> None:
+        while not self._closing:
             try:
-                async with asyncio.timeout(self.idle_timeout_s):
-                    line = await reader.readline()
-            except TimeoutError:
+                line = await conn.read_request()
+            except RequestFault as fault:
+                await conn.send(error_response(fault.kind, fault.message))
+                await conn.hang_up_after_reading()
                 return
-            except ValueError:
-                await self._send(writer, error_response(
-                    "too_long",
-                    f"request longer than {MAX_REQUEST_BYTES // 1024} KiB; "
-                    "send one JSON object per line",
-                ))
+            if line is None:
                 return
-            if not line:
-                return
-            if not line.endswith(b"\n"):
-                # The client closed its side mid-line: never act on a truncated request.
-                await self._send(writer, error_response(
-                    "incomplete", "request ended without a newline; nothing was done"
-                ))
-                return
-            await self._send(writer, self.answer(line, peer.uid))
-
-    async def _send(self, writer: asyncio.StreamWriter, response: Mapping[str, Any]) -> None:
-        """Write one answer; a client that does not read it within the idle timeout is
-        hung up on (TimeoutError), so it cannot hold a connection by never reading."""
-        writer.write(json.dumps(response, default=str).encode("utf-8") + b"\n")
-        async with asyncio.timeout(self.idle_timeout_s):
-            await writer.drain()
+            request, refusal = self._parse(line)
+            if request is None:
+                await conn.send(refusal)
+                continue
+            if self._extra is not None and request.get("op") in self._extra.names:
+                try:
+                    if not await self._extra.serve(request, conn):
+                        return
+                except RequestFault as fault:
+                    await conn.send(error_response(fault.kind, fault.message))
+                except OSError:  # the client went away (or never read): end the connection
+                    raise
+                except Exception as exc:  # a bug in one op: say so, end this connection only
+                    message = f"internal error: {type(exc).__name__}: {exc}"
+                    await conn.send(error_response("internal", message))
+                    return
+                finally:
+                    conn.streaming = False
+                continue
+            await conn.send(self._act(request, conn.peer.uid))
 
     def answer(self, line: bytes, uid: int) -> dict[str, Any]:
-        """The response to one request line from a peer the kernel says is `uid`."""
+        """The response to one v1 request line from a peer the kernel says is `uid`."""
+        request, refusal = self._parse(line)
+        if request is None:
+            return refusal
+        return self._act(request, uid)
+
+    def _parse(self, line: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(the request as a JSON object, {}), or (None, the error answer saying why not)."""
         try:
             request = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return error_response("bad_json", f"request is not a JSON object: {exc}")
+            return None, error_response("bad_json", f"request is not a JSON object: {exc}")
         except ValueError:  # an integer of more digits than int() converts
-            return error_response(
+            return None, error_response(
                 "bad_request",
                 f"request has a number of more than {sys.get_int_max_str_digits()} digits",
             )
         except RecursionError:
-            return error_response("bad_request", _TOO_DEEP)
+            return None, error_response("bad_request", _TOO_DEEP)
         if not isinstance(request, dict):
-            return error_response("bad_json", "request is not a JSON object")
+            return None, error_response("bad_json", "request is not a JSON object")
+        return request, {}
+
+    def _act(self, request: Mapping[str, Any], uid: int) -> dict[str, Any]:
         try:
             return self._dispatch(request, uid)
         except _BadRequest as exc:
@@ -346,9 +405,10 @@ class ControlServer:
             return _verdict(self.actions.cancel_step(_text(request, "step"), uid, VIA))
         if op == "retry":
             return _verdict(self.actions.retry_step(_text(request, "step"), uid, VIA))
+        expected = ", ".join(self.ops)
         if op is None:
-            raise _BadRequest(f"request has no \"op\"; expected one of: {', '.join(OPS)}")
-        return error_response("unknown_op", f"unknown op {op!r}; expected one of: {', '.join(OPS)}")
+            raise _BadRequest(f"request has no \"op\"; expected one of: {expected}")
+        return error_response("unknown_op", f"unknown op {op!r}; expected one of: {expected}")
 
 
 class _BadRequest(Exception):
