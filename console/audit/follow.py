@@ -28,6 +28,7 @@ async def follow(
     stop: asyncio.Event | None = None,
     *,
     offset: int | None = None,
+    ready: asyncio.Event | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield each complete record appended to `path`, until `stop` is set (or forever).
 
@@ -35,8 +36,12 @@ async def follow(
     does not exist yet is waited for; a file replaced (rotated) or truncated is read again
     from its start. Raises AuditError if the path is (or becomes) a symbolic link or
     anything but a regular file.
+
+    `ready` is set once the starting position is taken and what was already there from it
+    is read (or, with no file yet, once it is being waited for): every line appended from
+    then on is yielded. The generator runs only when iterated, so before that nothing is.
     """
-    async for record, _line in follow_lines(path, from_start, stop, offset=offset):
+    async for record, _line in follow_lines(path, from_start, stop, offset=offset, ready=ready):
         yield record
 
 
@@ -46,12 +51,18 @@ async def follow_lines(
     stop: asyncio.Event | None = None,
     *,
     offset: int | None = None,
+    ready: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
     """As `follow`, with each record's line as it is in the file (without its newline)."""
     path = Path(path)
     reader = _Reader(path, 0 if from_start else offset)
     try:
-        for item in reader.read_new():
+        first = reader.read_new()
+        if ready is not None:
+            # A line appended from here on is after the position taken; if it comes before
+            # the watch below is in place, the next recheck (`_RECHECK_MS`) reads it.
+            ready.set()
+        for item in first:
             yield item
         while stop is None or not stop.is_set():
             if not path.parent.is_dir():
