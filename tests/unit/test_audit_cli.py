@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
+from typing import IO
 
 from console.audit.log import AuditLog
 from console.events import Actor, StepFinished
@@ -19,6 +21,20 @@ def console(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "console", *args], capture_output=True, text=True, timeout=60
     )
+
+
+def line_reader(stream: IO[str]) -> queue.Queue[str]:
+    """The lines of `stream` as they come, read in a thread (so a wait can have a deadline)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        with stream:
+            for line in stream:
+                lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
 
 
 def write_trail(path: Path) -> list[dict[str, object]]:
@@ -148,17 +164,28 @@ def test_tail_follow_prints_new_lines_until_interrupted(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
+    lines = line_reader(process.stdout)
     try:
-        first = process.stdout.readline()
+        first = lines.get(timeout=20)
         assert json.loads(first)["seq"] == 2
-        time.sleep(0.5)  # let the watcher start; lines before it are picked up on its next look
+        # No waiting for the watcher: it starts at the offset the lines above ended at, so a
+        # line appended from now on is printed even if it lands before the watch is in place.
         with AuditLog(path) as log:
             log.append({"run": "r-a", "type": "t", "data": {}})
             log.append({"run": "r-b", "type": "t", "data": {"new": True}})
-        followed = json.loads(process.stdout.readline())
+        followed = json.loads(lines.get(timeout=20))
         assert (followed["seq"], followed["data"]) == (5, {"new": True})
+        # That line may have come from the first read; this one is after it, so only the
+        # watch (or its recheck) can bring it.
+        with AuditLog(path) as log:
+            log.append({"run": "r-b", "type": "t", "data": {"later": True}})
+        followed = json.loads(lines.get(timeout=20))
+        assert (followed["seq"], followed["data"]) == (6, {"later": True})
     finally:
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=20)
+        process.wait(timeout=20)  # stdout is the reader thread's; stderr is only a few lines
+    assert process.stderr is not None
+    with process.stderr:
+        err = process.stderr.read()
     assert process.returncode == 130
     assert "Traceback" not in err
