@@ -72,7 +72,9 @@ class AttachedRun:
         self.ended = False
         self.lost: str | None = None  # why the connection dropped, if it did
         self.detached = False
-        self.resubscribes = 0
+        self.resubscribes = 0  # times dropped for falling behind, and subscribed again
+        self._drops_in_a_row = 0
+        self._seq_at_drop = 0
         self.skipped: list[str] = []  # record types this version does not know
 
     @classmethod
@@ -232,7 +234,7 @@ class AttachedRun:
                 elif frame.get("type") == "end":
                     self._end(frame)
                     return
-                elif frame.get("error") == "too_slow" and self.resubscribes < MAX_RESUBSCRIBES:
+                elif frame.get("error") == "too_slow" and self._may_catch_up():
                     await self._catch_up()
                 elif frame.get("ok") is False:
                     self._lose(f"the run ended this view: {frame.get('message')}")
@@ -246,6 +248,15 @@ class AttachedRun:
         finally:
             self._close_stream()
             self._changed.set()
+
+    def _may_catch_up(self) -> bool:
+        """Dropped for falling behind: subscribe again, unless that happened MAX_RESUBSCRIBES
+        times in a row without a record in between."""
+        if self.last_seq > self._seq_at_drop:
+            self._drops_in_a_row = 0
+        self._seq_at_drop = self.last_seq
+        self._drops_in_a_row += 1
+        return self._drops_in_a_row <= MAX_RESUBSCRIBES
 
     async def _catch_up(self) -> None:
         """Dropped for falling behind: subscribe again after the last record we have."""

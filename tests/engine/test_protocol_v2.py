@@ -9,12 +9,16 @@ import os
 import pwd
 from pathlib import Path
 
+import pytest
+
 from console.events import ApprovalGiven, Event
-from console.host.attached import AttachedRun
+from console.host import feed
+from console.host.attached import AttachedRun, RunHostLost
 from console.host.run_host import RunHost
 from console.run.state import RunState
 
-from .conftest import Runner
+from .cli_runs import console_env, console_process, wait_for_record
+from .conftest import Runner, write_workflow
 from .v2_client import (
     Frame,
     Raw,
@@ -279,3 +283,50 @@ async def test_log_requests_name_a_steps_attempt_never_a_path(runner: Runner) ->
     assert answers[5]["message"] == "step s000 has had 1 attempt; no attempt 2"
     assert answers[8]["message"] == "step verify has not started yet; no attempt 1"
     assert hello["ok"] is True
+
+
+# --- AttachedRun: falling behind, and a host that goes away ----------------------------
+
+
+async def test_an_attached_run_dropped_for_falling_behind_catches_up_without_a_gap(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A queue this short overflows on the bursts a run appends in one go.
+    monkeypatch.setattr(feed, "MAX_PENDING_RECORDS", 4)
+    host, _ = runner.engine(gated(steps=40, concurrency=8))
+    task = asyncio.create_task(host.run())
+    await wait_until("the socket", socket_of(host).exists)
+    attached = await AttachedRun.connect(socket_of(host))
+    await wait_until("the gate seen", lambda: status_of(attached.state, "deploy")
+                     == "awaiting_approval")
+    await attached.approve("deploy", None)
+    assert await asyncio.wait_for(attached.wait(), 30) == "succeeded"
+    await asyncio.wait_for(task, 30)
+
+    assert attached.resubscribes > 0
+    assert [e.type for e in attached._history] == [r["type"] for r in run_records(host)]
+    assert dataclasses.asdict(attached.state) == dataclasses.asdict(host.state)
+
+
+async def test_an_attached_run_knows_when_its_host_went_away(tmp_path: Path) -> None:
+    env = console_env(tmp_path)
+    path = write_workflow(tmp_path, gated())
+    audit = tmp_path / "audit.jsonl"
+    process = console_process("run", str(path), "--no-tui", "--audit", str(audit), env=env)
+    try:
+        opened = await asyncio.to_thread(wait_for_record, audit, "gate.opened")
+        socket_path = tmp_path / "runtime" / f"{opened['run']}.sock"
+        attached = await AttachedRun.connect(socket_path)
+        await wait_until("the gate seen", lambda: status_of(attached.state, "deploy")
+                         == "awaiting_approval")
+        process.kill()
+        with pytest.raises(RunHostLost, match="the run host went away"):
+            await asyncio.wait_for(attached.wait(), 30)
+        verdict = await attached.approve("deploy", None)
+    finally:
+        process.kill()
+        process.communicate()
+
+    assert attached.live is False and attached.ended is False
+    assert attached.lost is not None and attached.lost.startswith("the run host went away")
+    assert verdict.ok is False
