@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.add_argument("step", metavar="STEP", nargs="?")
 
+    attach = add("attach", "the UI on a live run (any user's), or on a finished one, read-only")
+    attach.add_argument("run_id", metavar="RUN", nargs="?")
+    attach.add_argument("--theme", help="UI theme", default=argparse.SUPPRESS)
+    attach.add_argument("--audit", metavar="PATH", help="audit file", default=argparse.SUPPRESS)
+
     status = add("status", "runs on this host and their state")
     status.add_argument("run_id", metavar="RUN_ID", nargs="?")
     status.add_argument("--json", action="store_true")
@@ -143,6 +148,7 @@ _MODULES = {
     "deny": "control",
     "override": "control",
     "cancel": "control",
+    "attach": "attach",
     "status": "status",
     "audit": "audit",
     "schema": "schema",

@@ -108,6 +108,8 @@ class RunProtocol:
             "protocol": PROTOCOL,
             "run": self.run_id,
             "workflow": self.workflow,
+            "workflow_path": state.workflow_path,
+            "started_by": state.user,
             "you": {"user": you.user, "uid": uid},
             "status": state.status,
             "last_seq": self.feed.last_seq,

@@ -24,6 +24,7 @@ from console.config import Config, ConfigError, save_theme
 from console.paths import default_audit_path
 from console.run.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.driver import ConsoleDriver
+from console.ui.run_options import AttachTo
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, RunFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
@@ -323,6 +324,7 @@ def make_app(
     config: Config | None = None,
     remember_theme: bool = True,
     audit_path: Path | None = None,
+    attach: AttachTo | None = None,
 ) -> ConsoleApp:
     """Build the app. `params` are the values given (e.g. `-p`); the form asks for the rest.
 
@@ -353,8 +355,35 @@ def make_app(
         start=start,
         watch=watch,
         blink=blink,
+        attach=attach,
     )
     return ConsoleApp(options, themes=themes, theme=chosen, remember_theme=remember_theme)
+
+
+def run_tui_attached(workflow: Path, socket_path: Path, theme: str | None = None) -> int:
+    """`console attach RUN`: the UI on a run hosted elsewhere, acting as this user through
+    its socket. `d` or a closed terminal detaches (exit 0; the run goes on); a host that
+    goes away is said in place (exit 1)."""
+
+    async def attach() -> RunHandle:
+        from console.host.attached import AttachedRun
+
+        return await AttachedRun.connect(socket_path)
+
+    app = make_app(workflow, attach=attach, theme=theme, watch=False)
+    code = app.run()
+    return 1 if code is None else code
+
+
+def run_tui_recorded(workflow: Path, handle: RunHandle, theme: str | None = None) -> int:
+    """`console attach RUN` on a run that has ended: its record, read-only."""
+
+    async def recorded() -> RunHandle:
+        return handle
+
+    app = make_app(workflow, attach=recorded, theme=theme, watch=False)
+    code = app.run()
+    return 0 if code is None else code
 
 
 def run_tui_path(

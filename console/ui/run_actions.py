@@ -50,6 +50,8 @@ class RunView(Protocol):
 
     def run_busy(self) -> bool: ...
 
+    def detach(self) -> None: ...
+
     def start_run(self, params: ParamValues, resume_from: str | None = None) -> None: ...
 
     def show_banner(self, text: str, kind: str = "warning") -> None: ...
@@ -71,6 +73,10 @@ class RunActions:
     def start(self, ask: bool = True) -> None:
         """Start a run: ask for params if some are missing (or, with `ask`, not given)."""
         view = self.view
+        if view.options.attach is not None:
+            view.notify(f"Attached to run {view.state.run_id}; start a run of your own with "
+                        "`console run FILE`.", severity="warning")
+            return
         if view.handle is not None and view.run_busy():
             view.notify("A run is live already; one run at a time.", severity="warning")
             return
@@ -205,13 +211,21 @@ class RunActions:
             return
         from console.ui.screens.confirm import ConfirmScreen
 
-        question = (f"Run {view.state.run_id} is live. Quit and cancel it? "
-                    "The cancellation is recorded in the audit trail.")
-        choices = [("quit", "Cancel the run and quit"), ("stay", "Keep running")]
+        if view.options.attach is not None:
+            question = (f"Run {view.state.run_id} goes on in its host. Detach, or cancel it? "
+                        "A cancellation is recorded in the audit trail.")
+            choices = [("detach", "Detach"), ("quit", "Cancel the run"), ("stay", "Stay")]
+        else:
+            question = (f"Run {view.state.run_id} is live. Quit and cancel it? "
+                        "The cancellation is recorded in the audit trail.")
+            choices = [("quit", "Cancel the run and quit"), ("stay", "Keep running")]
         view.app.push_screen(ConfirmScreen(question, choices), self._quit_chosen)
 
     async def _quit_chosen(self, choice: str | None) -> None:
         view = self.view
+        if choice == "detach":
+            view.detach()
+            return
         if choice != "quit" or view.handle is None:
             return
         view.quit_after_run = True

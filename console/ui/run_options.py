@@ -4,7 +4,7 @@ the clock, identity and switches that tests and snapshot apps pin."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,8 @@ RunFactory = Callable[
     ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "RunHandle"
 ]
 SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
+# A run that lives elsewhere, to show instead of starting one (`console attach`).
+AttachTo = Callable[[], Awaitable["RunHandle"]]
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,4 @@ class RunOptions:
     start: bool = False
     watch: bool = True
     blink: bool = True
+    attach: AttachTo | None = None

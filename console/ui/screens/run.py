@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 from console.errors import ConsoleError
 from console.run.exit_codes import EXIT_CODES
 from console.ui.run_actions import RunActions
-from console.ui.run_options import Clock, RunFactory, RunOptions, SettingsFor
+from console.ui.run_options import AttachTo, Clock, RunFactory, RunOptions, SettingsFor
 from console.ui.screens.workflow import WorkflowScreen
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class RunScreen(WorkflowScreen):
         Binding("g", "toggle_view", "Graph/list", show=False, tooltip="Switch graph and list"),
         Binding("b", "toggle_audit", "Audit", show=False, tooltip="Show or hide the audit pane"),
         Binding("escape", "back", "Back", show=False, tooltip="Close the filter or the detail"),
+        Binding("d", "detach", "Detach", show=False,
+                tooltip="Leave an attached run; it goes on in its host"),
     ]
 
     def __init__(self, options: RunOptions) -> None:
@@ -64,8 +66,10 @@ class RunScreen(WorkflowScreen):
 
     async def workflow_ready(self, loaded: LoadedWorkflow) -> bool:
         first = await super().workflow_ready(loaded)
+        if self.options.attach is not None and first:
+            self._follow(self.options.attach)
         # A file fixed after failing to load waits for `s`: its run was not started blind.
-        if self.options.start and first:
+        elif self.options.start and first:
             self.begin_run(False)
         return first
 
@@ -101,8 +105,6 @@ class RunScreen(WorkflowScreen):
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def _run_engine(self, params: ParamValues, resume_from: str | None = None) -> RunOutcome:
-        from console.ui.bridge import EventBridge
-
         assert self.loaded is not None and self.settings is not None
         settings = self.settings
         if resume_from is not None:
@@ -110,6 +112,18 @@ class RunScreen(WorkflowScreen):
         handle = self.options.run_factory(self.loaded, params, settings)
         self.handle = handle
         self.last_params = dict(params)
+        return await self._consume(handle)
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def _follow(self, attach: AttachTo) -> RunOutcome:
+        """Show a run hosted elsewhere (`console attach`): no run of our own."""
+        handle = await attach()
+        self.handle = handle
+        return await self._consume(handle)
+
+    async def _consume(self, handle: RunHandle) -> RunOutcome:
+        from console.ui.bridge import EventBridge
+
         bridge = self.bridge = EventBridge(self.apply_events)
         try:
             async for event in handle.events():
@@ -117,6 +131,21 @@ class RunScreen(WorkflowScreen):
             return await handle.wait()
         finally:
             bridge.close()
+
+    def detach(self) -> None:
+        """Leave the attached run to its host and close the UI (`d`, or the terminal went)."""
+        if self.options.attach is None:
+            self.notify("This run lives in this window: q quits (and asks to cancel it).",
+                        severity="warning")
+            return
+        self.quit_after_run = True
+        if self.handle is not None and self.run_busy():
+            self.handle.interrupt("detach")
+        else:
+            self.app.exit(0)
+
+    def action_detach(self) -> None:
+        self.detach()
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -155,6 +184,8 @@ class RunScreen(WorkflowScreen):
         return f"{seq}:{digest}"
 
     def _run_failed_to_start(self, error: BaseException | None) -> None:
+        if self.options.attach is not None and self._left_attached_run(error):
+            return
         if isinstance(error, ConsoleError):
             message, self.exit_code = error.message, error.exit_code
         else:
@@ -163,6 +194,24 @@ class RunScreen(WorkflowScreen):
         self.notify(message, title="Run not started", severity="error", timeout=10)
         if self.quit_after_run:
             self.app.exit(self.exit_code)
+
+    def _left_attached_run(self, error: BaseException | None) -> bool:
+        """An attached run we stopped seeing: we detached (exit 0), or its host went away."""
+        from console.host.attached import RunHostLost
+
+        if isinstance(error, RunHostLost):
+            workflow = self.state.workflow_path or "FILE"
+            message = (f"The run host of {self.state.run_id} went away before the run ended "
+                       f"({error.message}). Nothing runs it now; resume it with: "
+                       f"console run {workflow} --resume {self.state.run_id}")
+            self.exit_code = 1
+            self.show_banner(message, "error")
+            self.notify(message, title="Run host gone", severity="error", timeout=30)
+            return True
+        if self.quit_after_run:  # detached on purpose: the run goes on in its host
+            self.app.exit(0)
+            return True
+        return False
 
     # --- a person's actions on the run (RunActions checks, asks and acts) ----------------
 
