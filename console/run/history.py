@@ -59,13 +59,19 @@ def fold_audit(path: Path, wanted: str | None = None) -> dict[str, RunState]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Is `pid` a running process? A zombie is not: a run host killed with -9 whose parent
+    is gone stays one until an init that reaps it does (some containers' PID 1 never do)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process: alive
-    return True
+        pass  # someone else's process: alive unless it is a zombie
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc to ask: kill() said it exists
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z"
 
 
 @dataclass(frozen=True)
