@@ -9,7 +9,7 @@ import os
 import pwd
 import signal
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -246,7 +246,7 @@ def _watched(factory: RunFactory, live_run: LiveRun) -> RunFactory:
     (the lifeline kills those process groups if the process must end at once)."""
 
     def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
-              settings: EngineSettings) -> RunHandle:
+              settings: EngineSettings) -> RunHandle | Awaitable[RunHandle]:
         from console.host.handle import InProcessRun
 
         handle = factory(loaded, params, settings)
@@ -255,6 +255,29 @@ def _watched(factory: RunFactory, live_run: LiveRun) -> RunFactory:
         return handle
 
     return build
+
+
+def _hosted_run_factory() -> RunFactory:
+    """Each run in a host process of its own, attached to through its socket."""
+
+    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
+              settings: EngineSettings) -> Awaitable[RunHandle]:
+        return _start_hosted(loaded.path, dict(params), settings)
+
+    return build
+
+
+async def _start_hosted(path: Path, params: dict[str, str | int | bool],
+                        settings: EngineSettings) -> RunHandle:
+    from console.errors import ControlError
+    from console.host.attached import AttachedRun
+    from console.host.process import start_host_process
+
+    settings = dataclasses.replace(settings, control_socket=True)
+    started = await asyncio.to_thread(start_host_process, path, params, settings)
+    if started.socket_path is None:
+        raise ControlError(f"run {started.run_id} started without a control socket")
+    return await AttachedRun.connect(started.socket_path)
 
 
 def _default_run_factory(executor: Executor | None) -> RunFactory:
@@ -393,9 +416,12 @@ def run_tui_path(
     theme: str | None = None,
 ) -> int:
     """`console run FILE` with the file not yet loaded: the UI paints first, then loads the
-    file, calls `settings_for(loaded)` (in the loading worker thread) and starts the run. A
-    file with errors shows them in place of the DAG; `q` then exits 1. Returns the exit
-    code: 0 all succeeded, 1 failed, 3 denied, 130 interrupted or cancelled."""
-    app = make_app(path, params=params, settings=settings_for, theme=theme, start=True)
+    file, calls `settings_for(loaded)` (in the loading worker thread) and starts the run in a
+    run host process of its own, attached to it (docs/host.md): closing the terminal, `d`,
+    or `q` then "detach" leaves the run going. A file with errors shows them in place of
+    the DAG; `q` then exits 1. Returns the exit code: 0 all succeeded, 1 failed, 3 denied,
+    130 interrupted or cancelled, 0 when detached from a run still going."""
+    app = make_app(path, params=params, settings=settings_for, theme=theme, start=True,
+                   run_factory=_hosted_run_factory())
     code = app.run()
     return 1 if code is None else code

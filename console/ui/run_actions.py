@@ -52,6 +52,8 @@ class RunView(Protocol):
 
     def detach(self) -> None: ...
 
+    def hosted_elsewhere(self) -> bool: ...
+
     def start_run(self, params: ParamValues, resume_from: str | None = None) -> None: ...
 
     def show_banner(self, text: str, kind: str = "warning") -> None: ...
@@ -211,7 +213,7 @@ class RunActions:
             return
         from console.ui.screens.confirm import ConfirmScreen
 
-        if view.options.attach is not None:
+        if view.hosted_elsewhere():
             question = (f"Run {view.state.run_id} goes on in its host. Detach, or cancel it? "
                         "A cancellation is recorded in the audit trail.")
             choices = [("detach", "Detach"), ("quit", "Cancel the run"), ("stay", "Stay")]

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from console.workflow.loaded import LoadedWorkflow
 
 Clock = Callable[[], datetime]
+# Starts a run: its handle, at once (a run in this process) or once it has started
+# elsewhere (a run host process).
 RunFactory = Callable[
-    ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"], "RunHandle"
+    ["LoadedWorkflow", Mapping[str, str | int | bool], "EngineSettings"],
+    "RunHandle | Awaitable[RunHandle]",
 ]
 SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
 # A run that lives elsewhere, to show instead of starting one (`console attach`).

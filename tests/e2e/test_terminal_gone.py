@@ -133,21 +133,31 @@ class Console:
     def exit_code(self) -> int | None:
         return int(self.exit_file.read_text()) if self.exit_file.exists() else None
 
-    def pid(self) -> int:
-        """The console's pid, from its run.started record."""
+    def host_pid(self) -> int:
+        """The run host's pid, from its run.started record (the run lives there)."""
         run = wait_for("the run started", lambda: self.record("run.started"), 60)
         return int(run["data"]["pid"])
+
+    def pid(self) -> int:
+        """The UI's pid: the launcher's child (the pane's shell runs the launcher)."""
+        pid = int(self.tmux("display", "-p", "#{pane_pid}"))
+        while True:
+            if "console" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:3]:
+                return pid
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            assert len(children) == 1, children
+            pid = int(children[0])
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.server_pid, signal.SIGCONT)  # a stopped server answers nobody
         self.tmux("kill-server")
         run = self.record("run.started")
-        if run is not None and self.exit_code() is None:
-            # A console that hangs (the bug under test) must not outlive the test; the
-            # watchdog then stops its steps.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(run["data"]["pid"]), signal.SIGKILL)
+        if run is not None and self.record("run.finished") is None:
+            # The run outlives the UI by design: end it (twice: its cleanups too).
+            for _ in range(2):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(run["data"]["pid"]), signal.SIGTERM)
 
 
 @pytest.fixture
@@ -177,20 +187,20 @@ def wait_for(what: str, condition: Callable[[], object], seconds: float,
         time.sleep(0.05)
 
 
-def started_step(console: Console, step: str) -> tuple[int, int]:
-    """Wait for `step` to start; (the console's pid, the step's process group)."""
+def started_step(console: Console, step: str) -> int:
+    """Wait for `step` to start; its process group."""
     started = wait_for(f"{step} started", lambda: console.record("step.started", step), 60)
-    return console.pid(), int(started["data"]["pid"])
+    return int(started["data"]["pid"])
 
 
-def assert_interrupted_and_recorded(console: Console, signal_name: str) -> None:
-    records = console.records()
-    types = [r["type"] for r in records]
-    assert "run.interrupted" in types, types
-    interrupted = next(r for r in records if r["type"] == "run.interrupted")
-    assert interrupted["data"]["signal"] == signal_name
-    assert types[-1] == "run.finished", types
-    assert records[-1]["data"]["outcome"] == "interrupted"
+def assert_run_goes_on(console: Console, step_group: int | None = None) -> None:
+    """The UI left; its run did not notice: nothing interrupted, the host and step live."""
+    types = [r["type"] for r in console.records()]
+    assert "run.interrupted" not in types and "run.finished" not in types, types
+    host = console.host_pid()
+    assert ") Z " not in Path(f"/proc/{host}/stat").read_text()
+    if step_group is not None:
+        assert group_alive(step_group)
     verify = subprocess.run(
         [sys.executable, "-m", "console", "audit", "verify", str(console.audit)],
         capture_output=True, text=True, check=False, timeout=60,
@@ -198,22 +208,19 @@ def assert_interrupted_and_recorded(console: Console, signal_name: str) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_killing_the_terminal_interrupts_the_run_records_it_and_exits_130(
+def test_killing_the_terminal_detaches_the_ui_and_the_run_goes_on(
     start: Callable[..., Console],
 ) -> None:
     console = start(QUICK_THEN_LONG)
-    _, step_group = started_step(console, "long")
+    step_group = started_step(console, "long")
 
     console.tmux("kill-server")  # the terminal goes away: SIGHUP, SIGCONT, then EIO
     gone_at = time.monotonic()
 
-    code = wait_for("the console exited", console.exit_code, BOUND_S + 5)
+    wait_for("the console exited", lambda: console.exit_code() is not None, BOUND_S + 5)
     assert time.monotonic() - gone_at < BOUND_S
-    assert code == 130
-    wait_for("the step's process group is gone", lambda: not group_alive(step_group), 5)
-    assert_interrupted_and_recorded(console, "SIGHUP")
-    step = console.record("step.finished", "long")
-    assert step is not None and step["data"]["outcome"] == "cancelled"
+    assert console.exit_code() == 0  # detached: the run is not the UI's to stop
+    assert_run_goes_on(console, step_group)
 
 
 def test_sigterm_at_a_gate_ends_the_ui_within_the_grace_and_gives_the_terminal_back(
@@ -221,36 +228,38 @@ def test_sigterm_at_a_gate_ends_the_ui_within_the_grace_and_gives_the_terminal_b
 ) -> None:
     console = start(QUICK_THEN_GATE)
     wait_for("the gate opened", lambda: console.record("gate.opened", "release"), 60)
+    wait_for("the UI shows the gate", lambda: "awaiting approval" in console.tmux(
+        "capture-pane", "-p"), 30, console)
     pid = console.pid()
     assert console.tmux("display", "-p", "#{alternate_on}").strip() == "1"
 
     os.kill(pid, signal.SIGTERM)
     signalled_at = time.monotonic()
 
-    code = wait_for("the console exited", console.exit_code, BOUND_S + 5)
+    wait_for("the console exited", lambda: console.exit_code() is not None, BOUND_S + 5)
     assert time.monotonic() - signalled_at < BOUND_S
-    assert code == 130
-    assert_interrupted_and_recorded(console, "SIGTERM")
+    assert console.exit_code() == 0
     assert console.tmux("display", "-p", "#{alternate_on}").strip() == "0"
+    assert_run_goes_on(console)
 
 
 def test_sigterm_ends_the_ui_even_while_its_terminal_does_not_read(
     start: Callable[..., Console],
 ) -> None:
     console = start(BUSY)
-    pid, step_group = started_step(console, "long")
+    step_group = started_step(console, "long")
     wait_for("the UI shows the chain", lambda: "s00" in console.tmux("capture-pane", "-p"), 30,
              console)
+    pid = console.pid()
     os.kill(console.server_pid, signal.SIGSTOP)  # the terminal stops reading
     wait_for("the console's event loop is stuck writing", lambda: loop_stuck(pid), 60)
 
     os.kill(pid, signal.SIGTERM)
     signalled_at = time.monotonic()
 
-    code = wait_for("the console exited", console.exit_code, BOUND_S + 5)
+    wait_for("the console exited", lambda: console.exit_code() is not None, BOUND_S + 5)
     assert time.monotonic() - signalled_at < BOUND_S
-    assert code == 130
-    wait_for("the step's process group is gone", lambda: not group_alive(step_group), 5)
+    assert group_alive(step_group)  # the run's step, in the run's host: not the UI's to stop
 
 
 def loop_stuck(pid: int) -> bool:

@@ -94,7 +94,10 @@ def test_demo_approved_with_a_then_enter_at_80x24(terminal: tuple[Terminal, Path
     assert len(approvals) == 1
     assert approvals[0]["step"] == "release"
     assert approvals[0]["actor"]["uid"] == os.getuid()
-    assert approvals[0]["actor"]["via"] == "tui"
+    # The UI's run lives in a run host: the approval reached it through the socket.
+    assert approvals[0]["actor"]["via"] == "socket"
+    started = next(r for r in records if r["type"] == "run.started")
+    assert started["actor"]["via"] == "host"
     assert approvals[0]["data"]["reason"] == "ship it"
     assert records[-1]["type"] == "run.finished"
     assert records[-1]["data"]["outcome"] == "succeeded"

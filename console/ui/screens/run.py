@@ -11,6 +11,7 @@ the run (start, approve, deny, override, retry, cancel, quit) is RunActions
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -109,7 +110,8 @@ class RunScreen(WorkflowScreen):
         settings = self.settings
         if resume_from is not None:
             settings = dataclasses.replace(settings, resume_from=resume_from)
-        handle = self.options.run_factory(self.loaded, params, settings)
+        made = self.options.run_factory(self.loaded, params, settings)
+        handle = await made if inspect.isawaitable(made) else made
         self.handle = handle
         self.last_params = dict(params)
         return await self._consume(handle)
@@ -132,9 +134,17 @@ class RunScreen(WorkflowScreen):
         finally:
             bridge.close()
 
+    def hosted_elsewhere(self) -> bool:
+        """The run lives in a host process of its own: leaving the UI leaves it running."""
+        from console.host.handle import InProcessRun
+
+        if self.options.attach is not None:
+            return True
+        return self.handle is not None and not isinstance(self.handle, InProcessRun)
+
     def detach(self) -> None:
-        """Leave the attached run to its host and close the UI (`d`, or the terminal went)."""
-        if self.options.attach is None:
+        """Leave the run to its host and close the UI (`d`, or the terminal went)."""
+        if not self.hosted_elsewhere():
             self.notify("This run lives in this window: q quits (and asks to cancel it).",
                         severity="warning")
             return
@@ -184,7 +194,7 @@ class RunScreen(WorkflowScreen):
         return f"{seq}:{digest}"
 
     def _run_failed_to_start(self, error: BaseException | None) -> None:
-        if self.options.attach is not None and self._left_attached_run(error):
+        if self.hosted_elsewhere() and self._left_attached_run(error):
             return
         if isinstance(error, ConsoleError):
             message, self.exit_code = error.message, error.exit_code
