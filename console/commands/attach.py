@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from console.config import audit_path
 from console.errors import ControlError
@@ -70,7 +74,48 @@ def _attach_live(found: LiveAnswer, args: argparse.Namespace) -> int:
         raise ControlError(f"run {found.run_id} did not say which workflow it runs")
     from console.ui.app import run_tui_attached
 
-    return run_tui_attached(Path(workflow), found.socket_path, theme=args.theme)
+    if _readable(Path(workflow)):
+        return run_tui_attached(Path(workflow), found.socket_path, theme=args.theme)
+    shape = hello.get("shape")
+    if not isinstance(shape, dict):
+        raise ControlError(
+            f"you cannot read {workflow}, and run {found.run_id} did not send its shape; "
+            "`console status` and `console approve` still work"
+        )
+    with tempfile.TemporaryDirectory(prefix="console-attach-") as tmp:
+        view = Path(tmp) / Path(workflow).name
+        view.write_text(shape_as_toml(shape))
+        return run_tui_attached(view, found.socket_path, theme=args.theme)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with path.open("rb"):
+            return True
+    except OSError:
+        return False
+
+
+def shape_as_toml(shape: dict[str, Any]) -> str:
+    """A workflow file to draw the DAG from: the run's steps as it sent them (commands
+    masked, no env, no gates: the gates arrive as the run's own events)."""
+    steps = shape.get("steps") or {}
+    document: dict[str, Any] = {
+        "workflow": {"name": str(shape.get("name") or "attached"),
+                     "description": str(shape.get("description") or "")},
+        "steps": {
+            str(sid): {
+                "run": step.get("run") or "true",
+                "needs": list(step.get("needs") or []),
+                "if": step.get("if") or "success",
+                "tags": list(step.get("tags") or []),
+                "description": str(step.get("description") or ""),
+            }
+            for sid, step in steps.items()
+            if isinstance(step, dict)
+        },
+    }
+    return tomli_w.dumps(document)
 
 
 def _open_recorded(wanted: str, args: argparse.Namespace) -> int:

@@ -72,6 +72,7 @@ class RunProtocol:
         audit_path: Path,
         run_dir: Path,
         state: Callable[[], RunState],
+        shape: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -79,6 +80,7 @@ class RunProtocol:
         self.audit_path = audit_path
         self.run_dir = run_dir
         self._state = state
+        self._shape = shape
         self._ended = False
 
     async def serve(self, request: Mapping[str, Any], conn: Connection) -> bool:
@@ -110,6 +112,9 @@ class RunProtocol:
             "workflow": self.workflow,
             "workflow_path": state.workflow_path,
             "started_by": state.user,
+            # The workflow's shape, commands masked: a viewer who cannot read the file draws
+            # the DAG from this (the run's own files are never sent).
+            "shape": self._shape() if self._shape is not None else None,
             "you": {"user": you.user, "uid": uid},
             "status": state.status,
             "last_seq": self.feed.last_seq,

@@ -139,6 +139,7 @@ class RunHost:
                 v2 = RunProtocol(
                     run_id=self.run_id, workflow=self.loaded.name, feed=feed,
                     audit_path=settings.audit_path, run_dir=run_dir, state=lambda: engine.state,
+                    shape=engine.shape,
                 )
                 server = ControlServer(engine, socket_path, engine.status, extra_ops=v2)
             engine.open(audit, run_dir, socket_path)

@@ -302,6 +302,29 @@ class Engine(Scheduler):
             stack.extend(self._dependents.get(sid, ()))
         return found
 
+    def shape(self) -> dict[str, Any]:
+        """The workflow as a viewer draws it (steps, needs, conditions, tags, the commands
+        with secrets masked), for someone attached who cannot read the workflow's file."""
+        assert self._preparer is not None
+        return {
+            "name": self.loaded.name,
+            "description": self.loaded.model.workflow.description,
+            "steps": {
+                sid: {
+                    "needs": list(step.needs),
+                    "if": step.if_,
+                    "tags": list(step.tags),
+                    "description": step.description,
+                    "run": (
+                        list(command)
+                        if isinstance(command := self._preparer.display_command(sid), tuple)
+                        else command
+                    ),
+                }
+                for sid, step in self.loaded.steps.items()
+            },
+        }
+
     def status(self, for_uid: int | None = None) -> dict[str, Any]:
         """The live run for `console status`; with `for_uid`, whether that person may pass
         each open gate now (the socket passes the asker's uid from SO_PEERCRED)."""
