@@ -87,6 +87,9 @@ class StepState:
     reason_required: bool = False
     gate_deadline: str | None = None
     approve_command: str | None = None
+    # Whether whoever started the run may pass the gate themselves, and if not, why.
+    initiator_may_approve: bool = True
+    initiator_why_not: str | None = None
     approvals: list[ApprovalRecord] = field(default_factory=list)
     overridden_by: ApprovalRecord | None = None
     denied_by: str | None = None  # policy names or a person
@@ -281,6 +284,8 @@ def _gate_opened(state: RunState, e: GateOpened) -> None:
     step.reason_required = e.reason_required
     step.gate_deadline = e.deadline
     step.approve_command = e.approve_command
+    step.initiator_may_approve = e.initiator_may_approve
+    step.initiator_why_not = e.initiator_why_not
     step.approvals = []
 
 

@@ -130,6 +130,15 @@ class RunActions:
             word = describe(step, view.options.clock()).word if step else "pending"
             view.notify(f"{sid} is not waiting at a gate (it is {word}).", severity="warning")
             return
+        import os
+
+        from console.policy.verdict import Verdict
+        from console.ui.gate_wait import waits_on_others
+
+        elsewhere = waits_on_others(view.state, sid, os.getuid())
+        if action == "approve" and elsewhere is not None:
+            view.show_verdict(sid, Verdict(False, elsewhere))
+            return
         if action == "approve" and (step.decision or {}).get("effect") == "deny":
             view.notify(f"A policy denies {sid}; approving cannot lift it. Press o to override "
                         "it (soft policies only, reason required).", severity="warning")

@@ -118,9 +118,20 @@ def test_two_other_users_approve_by_keypress_and_each_sees_the_other(
         user_env = {"CONSOLE_RUNTIME_DIR": str(shared_dir), "XDG_STATE_HOME": str(home),
                     "XDG_CONFIG_HOME": str(home), "HOME": str(home), "TERM": "xterm-256color"}
         panes.append(UserPane(user, shared_python.console("attach", run_id), user_env))
+    root_env = {"CONSOLE_RUNTIME_DIR": str(shared_dir), "XDG_STATE_HOME": str(tmp_path / "state"),
+                "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path),
+                "TERM": "xterm-256color"}
+    starter = UserPane(Account.named("root"), shared_python.console("attach", run_id), root_env)
     first, second = panes
+    panes.append(starter)
     for pane in panes:
         pane.wait_for("awaiting approval")
+    # The starter is told at once that the gate waits for others, and how they approve;
+    # `a` says so again instead of asking for a reason it would then refuse.
+    told = " ".join(starter.wait_for(f"waits for @{group}").split())
+    assert "you started this run" in told and f"console attach {run_id}" in told
+    starter.send("a")
+    assert "reason (required)" not in starter.wait_for("Refused")
 
     first.send("a")
     first.wait_for("reason")

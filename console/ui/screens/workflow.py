@@ -266,7 +266,16 @@ class WorkflowScreen(Screen[None]):
     def _gate_opened(self, sid: str) -> None:
         if time.monotonic() - self._last_person_move > QUIET_BEFORE_AUTOSELECT_S:
             self.dag.set_selected(sid, by_person=False)
+        import os
+
+        from console.ui.gate_wait import waits_on_others
+
         step = self.state.steps[sid]
+        elsewhere = waits_on_others(self.state, sid, os.getuid())
+        if elsewhere is not None:
+            self.show_banner(elsewhere)
+            self.notify(elsewhere, title="Waiting for someone else", timeout=15)
+            return
         if (step.decision or {}).get("effect") == "deny":
             hint = "a soft policy denies it: press o to override (reason required)"
         else:
