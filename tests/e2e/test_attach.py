@@ -162,12 +162,14 @@ def test_a_host_that_dies_is_said_in_place_and_the_run_resumes(
 ) -> None:
     run_id, pid, audit = _detach(tmp_path, env)
     wait_for_record(audit, "gate.opened", "deploy")
-    pane, _done = _attach_pane(run_id, env, tmp_path)
-    panes.append(pane)
-    pane.wait_for("awaiting approval")
+    viewers = [_attach_pane(run_id, env, tmp_path)[0] for _ in range(2)]
+    panes.extend(viewers)
+    for pane in viewers:
+        pane.wait_for("awaiting approval")
     os.kill(pid, signal.SIGKILL)
-    screen = pane.wait_for("went away")
-    assert "--resume" in screen.replace("\n", " ") or "resume" in screen
+    for pane in viewers:  # both viewers say the host died, and how to finish the run
+        screen = " ".join(pane.wait_for("went away").split())
+        assert f"--resume {run_id}" in screen
     assert wait_for("no step left", lambda: not processes_with(
         env["ATTACH_MARKER"], steps_only=True), 10)
     resumed = subprocess.Popen(
