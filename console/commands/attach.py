@@ -34,8 +34,17 @@ def main(args: argparse.Namespace) -> int:
         [found] = answering.values()
         return _attach_live(found, args)
     if len(answering) > 1:
-        print(_choices(answering, wanted), file=sys.stderr)
-        return 2
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print(_choices(answering, wanted), file=sys.stderr)
+            return 2
+        from console.ui.picker import LiveRun, PickerApp
+
+        picked = PickerApp(
+            [LiveRun(run_id, found.status or {}) for run_id, found in answering.items()]
+        ).run()
+        if picked is None:
+            return 0
+        return _attach_live(answering[picked], args)
     if wanted is None:
         print("console: no live run on this host to attach to (`console status` lists the "
               "runs you can see; `console run FILE --detach` starts one)", file=sys.stderr)

@@ -43,6 +43,7 @@ class _Gate:
     decision: Decision
     command: str  # what another engineer runs to approve (or override)
     timer: asyncio.TimerHandle | None = None
+    deadline: str | None = None  # RFC 3339: no decision by then means denied
 
 
 class Gates:
@@ -89,7 +90,7 @@ class Gates:
         deadline = None
         if decision.timeout_s is not None:
             at = self._clock() + timedelta(seconds=decision.timeout_s)
-            deadline = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            deadline = gate.deadline = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             loop = asyncio.get_running_loop()
             gate.timer = loop.call_later(decision.timeout_s, self._timed_out, step)
         self._emit(
@@ -209,6 +210,7 @@ class Gates:
                 "approvals_required": gate.decision.approvals_required,
                 "approvers": list(gate.decision.approvers),
                 "approve_command": gate.command,
+                "deadline": gate.deadline,
             }
             if gate.decision.effect == "deny":
                 entry["override_by"] = list(gate.decision.override_by)

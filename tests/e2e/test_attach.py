@@ -198,3 +198,24 @@ def test_a_finished_run_opens_read_only(
     pane, _done = _attach_pane(run_id, env, tmp_path)
     panes.append(pane)
     pane.wait_for("denied")
+
+
+def test_without_run_a_picker_lists_the_live_runs_and_enter_attaches(
+    tmp_path: Path, env: dict[str, str], panes: list[Pane]
+) -> None:
+    first, first_pid, audit = _detach(tmp_path, env)
+    second, second_pid, _ = _detach(tmp_path, env)
+    wait_for("both gates", lambda: sum(
+        1 for r in records(audit) if r["type"] == "gate.opened") == 2)
+    pane, done = _attach_pane("", env, tmp_path)
+    panes.append(pane)
+    screen = pane.wait_for("2 live runs")
+    assert first in screen and second in screen and "you may approve" in screen
+    pane.send("Enter")
+    pane.wait_for("awaiting approval")
+    pane.send("d")
+    assert wait_for("the viewer to exit", lambda: done.exists() and done.read_text().strip()) \
+        == "0"
+    for run_id, pid in ((first, first_pid), (second, second_pid)):
+        _console("cancel", run_id, env=env)
+        wait_for("the host to exit", lambda pid=pid: not _alive(pid))
