@@ -219,3 +219,47 @@ def test_without_run_a_picker_lists_the_live_runs_and_enter_attaches(
     for run_id, pid in ((first, first_pid), (second, second_pid)):
         _console("cancel", run_id, env=env)
         wait_for("the host to exit", lambda pid=pid: not _alive(pid))
+
+
+def test_bluegreen_outlives_its_terminal_and_is_approved_from_a_new_one(
+    tmp_path: Path, env: dict[str, str], panes: list[Pane]
+) -> None:
+    """The issue's walk-through: start bluegreen in the UI in tmux, kill that tmux mid-run,
+    the run goes on; attach from a new tmux, approve with a + reason + enter."""
+    audit = tmp_path / "state" / "console" / "audit.jsonl"
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
+                       if k.startswith(("XDG_", "CONSOLE_", "TERM", "ATTACH_", "PATH", "HOME")))
+    first = Pane(f"cd {shlex.quote(str(REPO))} && env {exports} TMPDIR={tmp_path} "
+                 f"{shlex.quote(sys.executable)} -m console run workflows/bluegreen.toml "
+                 f"-p version=1.4.2; sleep 60")
+    panes.append(first)
+    started = wait_for_record(audit, "step.started", "unit-tests", seconds=60)
+    run_id = str(started["run"])
+    first.kill()  # the terminal goes away mid-run
+    host = int(next(r for r in records(audit) if r["type"] == "run.started")["data"]["pid"])
+    assert _alive(host)
+    assert "run.interrupted" not in [r["type"] for r in records(audit)]
+    status = _console("status", env=env)
+    assert run_id in status.stdout, status.stdout
+
+    wait_for_record(audit, "gate.opened", "switch-traffic", seconds=90)
+    second, done = _attach_pane(run_id, env, tmp_path)
+    panes.append(second)
+    second.wait_for("awaiting approval")
+    second.send("a")
+    second.wait_for("reason (required)")
+    second.send("-l", "green looks healthy")
+    second.send("Enter")
+    finished = wait_for_record(audit, "run.finished", seconds=90)
+    assert finished["data"]["outcome"] == "succeeded"
+    assert not [r for r in records(audit) if r["type"] == "step.finished"
+                and r["data"]["outcome"] != "succeeded"]
+    assert _console("audit", "verify", str(audit), env=env).returncode == 0
+    second.wait_for("succeeded in")
+    second.send("Escape")
+    second.wait_for("Approve")
+    second.send("q")
+    assert wait_for("the viewer to exit", lambda: done.exists() and done.read_text().strip())
+    assert wait_for("the host to exit", lambda: not _alive(host))
+    assert wait_for("no console process left",
+                    lambda: not processes_with(env["ATTACH_MARKER"]), 10)
