@@ -95,7 +95,8 @@ def test_summaries_judge_the_uid_asking() -> None:
                                                separation_of_duties=True)))
     plain = gates.summaries()["switch-traffic"]
     assert plain == {"summary": "needs 2 approvals", "approvals": 0, "approvals_required": 2,
-                     "approvers": [], "approve_command": f"console approve {RUN} switch-traffic"}
+                     "approvers": [], "approve_command": f"console approve {RUN} switch-traffic",
+                     "deadline": None}
     mine = gates.summaries(for_uid=os.getuid())["switch-traffic"]
     assert (mine["may_approve"], mine["why_not"]) == (
         False, "you started this run; policy 'others' requires someone else")
