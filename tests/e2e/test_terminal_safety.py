@@ -332,11 +332,12 @@ class Pane:
 
     def __init__(self, command: str) -> None:
         self.session = f"console-safe-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "100", "-y",
+        subprocess.run(["tmux", "-L", self.session, "new-session", "-d", "-s", self.session,
+                        "-x", "100", "-y",
                         "30", command], check=True)
 
     def tmux(self, command: str, *args: str) -> str:
-        return subprocess.run(["tmux", command, "-t", self.session, *args],
+        return subprocess.run(["tmux", "-L", self.session, command, "-t", self.session, *args],
                               capture_output=True, text=True, check=False).stdout
 
     def title(self) -> str:
@@ -355,7 +356,7 @@ class Pane:
         raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.session], check=False)
+        subprocess.run(["tmux", "-L", self.session, "kill-server"], check=False)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ class Terminal:
 
     def screen(self) -> str:
         out = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.session],
+            ["tmux", "-L", self.session, "capture-pane", "-p", "-t", self.session],
             capture_output=True,
             text=True,
             check=False,
@@ -34,7 +34,9 @@ class Terminal:
         return out.stdout
 
     def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+        subprocess.run(
+            ["tmux", "-L", self.session, "send-keys", "-t", self.session, *keys], check=True
+        )
 
     def wait_for(self, text: str, seconds: float = 30.0) -> str:
         deadline = time.monotonic() + seconds
@@ -63,12 +65,14 @@ def terminal(tmp_path: Path) -> Iterator[tuple[Terminal, Path]]:
         f"run workflows/demo.toml; echo $? > {shlex.quote(str(done))}; sleep 30"
     )
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+        ["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+         command],
+        check=True,
     )
     try:
         yield Terminal(session), tmp_path
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        subprocess.run(["tmux", "-L", session, "kill-server"], check=False)
 
 
 def test_demo_approved_with_a_then_enter_at_80x24(terminal: tuple[Terminal, Path]) -> None:
@@ -126,7 +130,9 @@ def test_headless_on_a_terminal_shows_the_live_table_and_the_approve_command(
         f"run workflows/demo.toml --no-tui; echo $? > {shlex.quote(str(done))}; sleep 30"
     )
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+        ["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+         command],
+        check=True,
     )
     term = Terminal(session)
     try:
@@ -153,4 +159,4 @@ def test_headless_on_a_terminal_shows_the_live_table_and_the_approve_command(
             time.sleep(0.1)
         assert done.read_text().strip() == "0", term.screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        subprocess.run(["tmux", "-L", session, "kill-server"], check=False)
