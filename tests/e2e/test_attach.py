@@ -105,6 +105,18 @@ def _attach_pane(run_id: str, env: dict[str, str], tmp_path: Path) -> tuple[Pane
     return Pane(command), done
 
 
+def _attached_at_the_gate(
+    tmp_path: Path, env: dict[str, str], panes: list[Pane]
+) -> tuple[str, int, Path, Pane, Path]:
+    """A detached run waiting at its gate, and a pane attached to it showing the gate."""
+    run_id, pid, audit = _detach(tmp_path, env)
+    wait_for_record(audit, "gate.opened", "deploy")
+    pane, done = _attach_pane(run_id, env, tmp_path)
+    panes.append(pane)
+    pane.wait_for("awaiting approval")
+    return run_id, pid, audit, pane, done
+
+
 def _alive(pid: int) -> bool:
     try:
         return ") Z " not in Path(f"/proc/{pid}/stat").read_text()
@@ -115,11 +127,7 @@ def _alive(pid: int) -> bool:
 def test_attach_shows_the_run_and_approves_by_keypress(
     tmp_path: Path, env: dict[str, str], panes: list[Pane]
 ) -> None:
-    run_id, pid, audit = _detach(tmp_path, env)
-    wait_for_record(audit, "gate.opened", "deploy")
-    pane, done = _attach_pane(run_id, env, tmp_path)
-    panes.append(pane)
-    pane.wait_for("awaiting approval")
+    _run_id, pid, audit, pane, done = _attached_at_the_gate(tmp_path, env, panes)
     pane.send("a")
     pane.wait_for("reason (required)")
     pane.send("-l", "diff reviewed")
@@ -143,11 +151,7 @@ def test_attach_shows_the_run_and_approves_by_keypress(
 def test_d_detaches_and_the_run_goes_on(
     tmp_path: Path, env: dict[str, str], panes: list[Pane]
 ) -> None:
-    run_id, pid, audit = _detach(tmp_path, env)
-    wait_for_record(audit, "gate.opened", "deploy")
-    pane, done = _attach_pane(run_id, env, tmp_path)
-    panes.append(pane)
-    pane.wait_for("awaiting approval")
+    run_id, pid, audit, pane, done = _attached_at_the_gate(tmp_path, env, panes)
     pane.send("d")
     assert wait_for("the viewer to exit", lambda: done.exists() and done.read_text().strip()) \
         == "0"
