@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 import time
 
+import bench_attach
 import bench_audit
 import bench_flood
 import bench_loading
 import bench_scheduler
 import bench_ui
+import bench_viewers
 from _common import Figure, load_note, print_table, runs_from_argv
 
 BENCHMARKS = [
@@ -22,6 +24,8 @@ BENCHMARKS = [
     ("audit trail", bench_audit.run),
     ("UI", bench_ui.run),
     ("under a flood", bench_flood.run),
+    ("attaching over the socket", bench_attach.run),
+    ("runs in a host, viewers attached", bench_viewers.run),
 ]
 
 
