@@ -74,6 +74,6 @@ def terminal_safe(text: str, *, multiline: bool = False) -> str:
 
 
 def terminal_safe_json(line: str) -> str:
-    """A JSON text with the same unsafe characters written as JSON's `\\uXXXX` escapes:
+    """A JSON text with the same unsafe characters written as JSON's `\\u001b`-style escapes:
     the same value to a JSON parser, visible text to a terminal (`audit tail --json`)."""
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)

@@ -84,7 +84,7 @@ def test_demo_approved_with_a_then_enter_at_80x24(terminal: tuple[Terminal, Path
     term.send("Enter")
     term.wait_for("succeeded in", seconds=40)
     term.send("Escape")
-    time.sleep(0.5)
+    term.wait_for("Approve")  # the summary closed: the run screen's footer is back
     term.send("q")
     exit_file = tmp_path / "exit-code"
     deadline = time.monotonic() + 20
