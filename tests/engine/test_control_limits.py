@@ -28,6 +28,7 @@ from console.run.control_limits import FD_RESERVE, MAX_CONNECTIONS, MAX_CONNECTI
 
 from ..multiuser import SharedPython
 from .cli_runs import wait_for
+from .test_control_engine import GATED
 
 NOBODY = 65534
 HOSTILE = 41001  # a uid with no account: the kernel still vouches for it
@@ -36,19 +37,6 @@ needs_root = pytest.mark.skipif(
     reason="needs root and setpriv to run clients as other uids",
 )
 
-GATED = """
-[workflow]
-name = "gated"
-[steps.build]
-run = "true"
-[steps.deploy]
-needs = ["build"]
-run = "true"
-approval = { approvals = 1, separation_of_duties = true }
-[steps.verify]
-needs = ["deploy"]
-run = "true"
-"""
 
 
 
