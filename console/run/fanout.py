@@ -51,12 +51,15 @@ class SinkFanout:
     def publish(self, event: Event) -> None:
         if event.audited:
             self._record(event)
-        for sink in list(self.sinks):
+        failed: list[EventSink] = []
+        for sink in self.sinks:  # no copy per event: this is the engine's hot path
             try:
                 sink.publish(event)
             except Exception as exc:  # a viewer's fault must never stop or skew the run
-                self.sinks.remove(sink)
+                failed.append(sink)
                 self.dropped.append(f"{type(sink).__name__}: {exc}")
+        for sink in failed:
+            self.sinks.remove(sink)
 
     def _record(self, event: Event) -> None:
         if self._audit is None:
