@@ -59,8 +59,8 @@ class Config:
 
 def audit_path(cli_audit: str | None) -> Path:
     """The audit file: `--audit`, else the config file's `audit`, else the XDG default."""
-    if cli_audit:
-        return Path(cli_audit).expanduser()
+    if cli_audit:  # absolute, so a run host (whose working directory is /) finds it too
+        return Path(os.path.abspath(Path(cli_audit).expanduser()))
     return Config.load().audit_path or default_audit_path()
 
 

@@ -1,4 +1,5 @@
-"""`console _host` (hidden): the run host process that `console run --detach` starts.
+"""`console _host` (hidden): the run host process that `console run` starts for its UI, and
+`fork_host`, the same host forked from `console run --detach`.
 
 It reads its HostSpec from a pipe, runs the workflow with the stop signals of its own
 (console/host/run_host.py), writes one line per event to its log (`<run dir>/host.log`),
@@ -11,13 +12,23 @@ import argparse
 import asyncio
 import json
 import os
+from collections.abc import Mapping
 
 from console.commands.printer import PlainPrinter
 from console.errors import ConsoleError
 from console.events import RunOutcome
-from console.host.process import HostSpec, report_started
+from console.host.process import (
+    HostSpec,
+    StartedHost,
+    fork_host_process,
+    report_started,
+    start_host_process,
+)
 from console.host.run_host import RunHost
 from console.run.exit_codes import EXIT_CODES
+from console.run.ids import new_run_id
+from console.run.settings import EngineSettings
+from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
 
 
@@ -32,6 +43,21 @@ def main(args: argparse.Namespace) -> int:
         return exc.exit_code
     host = RunHost(loaded, spec.params, [PlainPrinter()], spec.settings(), run_id=spec.run_id)
     return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
+
+
+def fork_host(
+    loaded: LoadedWorkflow, params: Mapping[str, str | int | bool], settings: EngineSettings
+) -> StartedHost:
+    """`console run --detach`: start the run host from this process (forked, so the run
+    path's imports and the loaded workflow are reused), else as `console _host`."""
+    run_id = new_run_id()
+
+    def host_main(ready_fd: int) -> int:
+        host = RunHost(loaded, dict(params), [PlainPrinter()], settings, run_id=run_id)
+        return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
+
+    started = fork_host_process(run_id, settings, host_main)
+    return started or start_host_process(loaded.path, params, settings)
 
 
 async def _host(host: RunHost, ready_fd: int) -> RunOutcome:

@@ -67,12 +67,12 @@ def main(args: argparse.Namespace) -> int:
 
 def detach(args: argparse.Namespace, given: dict[str, str]) -> int:
     """Validate, start the run in a host process of its own, say how to attach, exit 0."""
-    from console.host.process import start_host_process
+    from console.commands.host import fork_host
     from console.workflow.loader import load_workflow, resolve_params
 
     loaded = load_workflow(args.file)
     params = resolve_params(loaded.model, given)
-    started = start_host_process(loaded.path, params, settings_for(args, loaded, "host"))
+    started = fork_host(loaded, params, settings_for(args, loaded, "host"))
     print(f"run {started.run_id} started in the background (pid {started.pid})")
     print(f"  watch it and act on it:  console attach {started.run_id}")
     print(f"  its status:              console status {started.run_id}")

@@ -5,20 +5,29 @@
 argv: a secret param would show in `ps`), and waits until the run listens on its control
 socket, or until the host says why it could not start (a held lock, an audit file it may
 not write, a missing secret). The host lives until the run has ended, cleanups included.
+
+`fork_host_process` gives the same host without a second start-up: `console run --detach`
+has imported the run path and loaded the workflow already, so it forks, and the child
+becomes the host (new session, /dev/null, the log, no inherited descriptor).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import select
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from console import paths
 from console.errors import ConsoleError
@@ -114,15 +123,88 @@ def start_host_process(
     with os.fdopen(spec_w, "w") as feed:
         json.dump(asdict(spec), feed)
     answer = _read_answer(ready_r, timeout_s)
+    return _started_or_raise(answer, run_id, process.pid, log_path, process.poll, timeout_s,
+                             process.terminate)
+
+
+def fork_host_process(
+    run_id: str, settings: EngineSettings, host_main: Callable[[int], int],
+    *, timeout_s: float = START_TIMEOUT_S,
+) -> StartedHost | None:
+    """Start the run host by forking this process, which has already imported the run path
+    and loaded the workflow, so the run does not pay a second start-up. The child calls
+    `host_main(ready_fd)` in a session of its own, stdin from /dev/null, output to the run's
+    log, no other inherited descriptor; its return value is the exit code.
+
+    None when forking is not safe here (threads are running): use start_host_process."""
+    if threading.active_count() != 1:
+        return None
+    run_dir = settings.runs_dir / run_id
+    paths.make_private_dirs(run_dir)
+    log_path = run_dir / HOST_LOG
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    ready_r, ready_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # nothing buffered here may be written twice
+    pid = os.fork()
+    if pid == 0:  # the child; its behaviour is tested through the CLI
+        _become_host(log_fd, ready_w, host_main)
+    os.close(log_fd)
+    os.close(ready_w)
+    answer = _read_answer(ready_r, timeout_s)
+
+    def exit_code() -> int | None:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        return os.waitstatus_to_exitcode(status) if done else None
+
+    def terminate() -> None:
+        os.kill(pid, signal.SIGTERM)
+
+    return _started_or_raise(answer, run_id, pid, log_path, exit_code, timeout_s, terminate)
+
+
+def _become_host(log_fd: int, ready_fd: int, host_main: Callable[[int], int]) -> NoReturn:
+    code = 1
+    try:
+        os.setsid()
+        os.chdir("/")
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        # Like Popen's close_fds: a pipe inherited from whoever ran `console run --detach`
+        # (a `$(...)`, an ssh channel) must not be held open by the run.
+        os.closerange(3, ready_fd)
+        os.closerange(ready_fd + 1, fd_limit())
+        code = host_main(ready_fd)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def fd_limit() -> int:
+    """One past the highest descriptor this process may hold."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if 0 < soft < 1 << 20 else 1 << 16
+
+
+def _started_or_raise(
+    answer: str, run_id: str, pid: int, log_path: Path,
+    exit_code: Callable[[], int | None], timeout_s: float, terminate: Callable[[], None],
+) -> StartedHost:
     if answer.startswith("ok"):
         socket_text = answer.partition(" ")[2].strip()
-        return StartedHost(run_id, process.pid, Path(socket_text) if socket_text else None,
-                           log_path)
-    if process.poll() is None and not answer:
-        process.terminate()
+        return StartedHost(run_id, pid, Path(socket_text) if socket_text else None, log_path)
+    code = exit_code()
+    if code is None and not answer:
+        terminate()
     why = answer.partition(" ")[2].strip() if answer.startswith("error") else (
-        f"the run host did not start within {timeout_s:g}s" if process.poll() is None
-        else f"the run host exited with code {process.returncode}"
+        f"the run host did not start within {timeout_s:g}s" if code is None
+        else f"the run host exited with code {code}"
     )
     raise HostStartError(f"{why} (its log: {log_path})")
 

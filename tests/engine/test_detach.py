@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -127,3 +128,39 @@ def test_a_detached_run_outlives_the_terminal_that_started_it(tmp_path: Path) ->
 def _maybe(text: str) -> tuple[str, int] | None:
     found = re.search(r"run (\S+) started in the background \(pid (\d+)\)", text)
     return (found.group(1), int(found.group(2))) if found else None
+
+
+def test_a_detached_host_keeps_no_inherited_descriptor_and_a_relative_audit_path(
+    tmp_path: Path,
+) -> None:
+    """`x=$(console run --detach ...)` and an ssh channel return at once: the host holds no
+    descriptor it inherited; `--audit rel.jsonl` means the caller's directory, not the host's."""
+    env = console_env(tmp_path)
+    go = tmp_path / "go"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "inherits"
+        [steps.wait]
+        run = "while [ ! -e {go} ]; do sleep 0.05; done"
+        """)
+    extra_r, extra_w = os.pipe()
+    try:
+        started = subprocess.run(
+            [sys.executable, "-m", "console", "run", str(path), "--detach", "--audit", "rel.jsonl"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            pass_fds=(extra_w,),
+        )
+        os.close(extra_w)
+        assert started.returncode == 0, started.stderr
+        run_id, pid = _started(started.stdout)
+        audit = tmp_path / "rel.jsonl"
+        wait_for_record(audit, "step.started", "wait")
+        # Every writer of the extra pipe is gone (the caller exited, the host closed it).
+        readable, _, _ = select.select([extra_r], [], [], 30)
+        assert readable and os.read(extra_r, 1) == b"", "the run host holds the caller's pipe"
+    finally:
+        os.close(extra_r)
+        go.touch()  # the run ends whatever was asserted
+    finished = wait_for_record(audit, "run.finished")
+    assert finished["data"]["outcome"] == "succeeded" and finished["run"] == run_id
+    assert wait_for("the host to exit", lambda: not _alive(pid), 30)
