@@ -53,6 +53,8 @@ class Event:
     audited: ClassVar[bool] = True
     # Written to disk with fsync before the engine acts on it.
     durable: ClassVar[bool] = False
+    # Fields left out of `data` while None (added later; older records never had them).
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
     run: str
     ts: str = field(default_factory=utc_now)
@@ -60,7 +62,11 @@ class Event:
     actor: Actor | None = None
 
     def data(self) -> dict[str, Any]:
-        return {name: _to_jsonable(getattr(self, name)) for name in _data_fields(type(self))}
+        out = {name: _to_jsonable(getattr(self, name)) for name in _data_fields(type(self))}
+        for name in self.omitted_when_none:
+            if out.get(name, 0) is None:
+                del out[name]
+        return out
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -164,7 +170,10 @@ class StepStarted(Event):
     max_attempts: int
     command: tuple[str, ...] | str  # argv (exec) or script (/bin/sh -c), secrets masked
     log_path: str
-    pid: int
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"host", "host_key"})
+    pid: int  # on this machine, or on `host`; 0 when it never started
+    host: str | None = None  # an instance on a host of the inventory
+    host_key: str | None = None  # the SHA-256 fingerprint of the key that host presented
 
 
 @dataclass(frozen=True, kw_only=True)

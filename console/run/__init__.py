@@ -1,1 +1,1 @@
-"""Running a workflow: events, state, executor, engine, control socket."""
+"""Running a workflow: the scheduler, state, gates, engine, control socket."""

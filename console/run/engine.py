@@ -34,12 +34,13 @@ from console.events import (
     StepReused,
     StepSkipped,
 )
+from console.exec.base import Executor
 from console.policy.verdict import Verdict
 from console.run.audit_sink import AuditSink
 from console.run.gates import GateAction
 from console.run.outcome import run_outcome
 from console.run.prepare import StepPreparer
-from console.run.scheduler import FAILED, Executor, Scheduler
+from console.run.scheduler import FAILED, Scheduler
 from console.run.settings import EngineSettings
 
 __all__ = ["Engine", "EngineSettings", "Executor"]

@@ -14,7 +14,7 @@ only when the main thread gets to it, and a main thread blocked on a lock (Textu
 queue of writes) is not woken by a signal the kernel delivered to another thread; so the
 signal's number also goes to the lifeline's pipe (`signal.set_wakeup_fd`), written by the
 C-level handler in whichever thread the signal landed. The watchdog process would stop the
-step groups too once the console is gone (console/run/watchdog.py); the lifeline does not
+step groups too once the console is gone (console/exec/watchdog.py); the lifeline does not
 wait for it.
 """
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from console.errors import SecretError
-from console.run.executor import StepCommand
-from console.run.masking import encoded_forms
+from console.exec.base import StepCommand
+from console.exec.masking import encoded_forms
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.model import SECRET_REFERENCE
 from console.workflow.templating import render_argv, render_value
@@ -52,7 +52,7 @@ class StepPreparer:
         forms = {form for value in values if len(value) >= MIN_SECRET_LENGTH
                  for form in encoded_forms(value)}
         self.secrets: tuple[str, ...] = tuple(sorted(values | forms, key=len, reverse=True))
-        self._base_env = {**self._environ, **param_env(self._params), "CONSOLE_RUN_ID": run_id}
+        self._base_env = {**param_env(self._params), "CONSOLE_RUN_ID": run_id}
         self._argv = {
             step_id: render_argv(step.run, self._params)
             for step_id, step in loaded.steps.items()
@@ -124,4 +124,5 @@ class StepPreparer:
             timeout_s=step.timeout,
             log_path=self.log_path(step_id, attempt),
             secrets=self.secrets,
+            machine_env=self._environ,
         )

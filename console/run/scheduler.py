@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
 
 from console.audit.log import AuditLog
 from console.events import (
@@ -30,9 +29,10 @@ from console.events import (
     StepSkipped,
     StepStarted,
 )
+from console.exec.base import EMPTY_SHA256, ExecResult, Executor, Started, StepCommand
+from console.exec.local import LocalExecutor
 from console.policy.identity import Identity, identity_for_uid
 from console.policy.rules import EvalContext, PolicySet
-from console.run.executor import ExecResult, LocalExecutor, StepCommand
 from console.run.fanout import AuditBreak, SinkFanout
 from console.run.gates import Gates, decision_policies
 from console.run.ids import new_run_id
@@ -43,18 +43,6 @@ from console.workflow.graph import dependents, topological_order
 from console.workflow.loaded import LoadedWorkflow
 
 FAILED = frozenset({"failed", "error"})
-EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-class Executor(Protocol):
-    async def run(
-        self, cmd: StepCommand, on_started: Callable[[int], None] | None = None
-    ) -> ExecResult: ...
-
-    def cancel(self, step_id: str) -> None: ...
-
-    async def shutdown(self) -> None: ...
-
 
 
 class Scheduler:
@@ -216,10 +204,10 @@ class Scheduler:
         cmd = self._preparer.command(sid, attempt)
         started = False
 
-        def on_started(pid: int) -> None:
+        def on_started(where: Started) -> None:
             nonlocal started
             started = True
-            self._emit(self._step_started(sid, attempt, cmd, pid))
+            self._emit(self._step_started(sid, attempt, cmd, where))
 
         if self._is_cleanup(sid):
             cmd = dataclasses.replace(cmd, timeout_s=self._cleanup_bound(step.timeout))
@@ -233,7 +221,7 @@ class Scheduler:
         finally:
             self._running.discard(sid)
         if not started:
-            self._emit(self._step_started(sid, attempt, cmd, 0))
+            self._emit(self._step_started(sid, attempt, cmd, Started()))
         retry = (
             result.outcome in FAILED
             and attempt < step.retry.attempts
@@ -264,7 +252,9 @@ class Scheduler:
             self._step_finished(sid)
         self._pump()
 
-    def _step_started(self, sid: str, attempt: int, cmd: StepCommand, pid: int) -> StepStarted:
+    def _step_started(
+        self, sid: str, attempt: int, cmd: StepCommand, where: Started
+    ) -> StepStarted:
         assert self._preparer is not None
         return StepStarted(
             run=self.run_id,
@@ -273,7 +263,9 @@ class Scheduler:
             max_attempts=self.loaded.steps[sid].retry.attempts,
             command=self._preparer.display_command(sid),
             log_path=str(cmd.log_path),
-            pid=pid,
+            pid=where.pid or 0,
+            host=where.host,
+            host_key=where.host_key,
         )
 
     def _retry_due(self, sid: str) -> None:

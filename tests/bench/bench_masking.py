@@ -13,7 +13,7 @@ import time
 
 from _common import Figure, at_least, median, print_figures, reported, runs_from_argv
 
-from console.run.masking import StreamMasker, encoded_forms
+from console.exec.masking import StreamMasker, encoded_forms
 
 SECRETS = ["s3cr3t-Flood_Token/42", "hunter2-very-secret", "postgres-pw-Zk9!x"]
 BIG_READ = 256 * 1024

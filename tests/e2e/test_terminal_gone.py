@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from console.run._watchdog_main import group_alive
+from console.exec._watchdog_main import group_alive
 from console.run.lifeline import Lifeline
 from tests.e2e.test_tmux import REPO, pytestmark  # noqa: F401 (skips without tmux)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from console.run.executor import ExecResult, LocalExecutor, StepCommand
+from console.exec.base import ExecResult, Started, StepCommand
+from console.exec.local import LocalExecutor
 
 PY = sys.executable
 
@@ -53,14 +54,15 @@ def log_of(result: ExecResult) -> bytes:
 
 
 async def test_a_step_that_exits_0_succeeds_and_its_log_is_recorded(tmp_path: Path) -> None:
-    started: list[int] = []
+    started: list[Started] = []
     executor = LocalExecutor(grace_s=0.5)
     result = await executor.run(
         command(tmp_path, script="echo hello; echo oops >&2"), on_started=started.append
     )
     await executor.shutdown()
     assert (result.outcome, result.exit_code, result.error) == ("succeeded", 0, None)
-    assert started == [result.pid]
+    assert [where.pid for where in started] == [result.pid]
+    assert started[0].ref == f"pid {result.pid}"
     assert sorted(log_of(result).splitlines()) == [b"hello", b"oops"]
     assert result.log_size == len(log_of(result))
     assert result.log_sha256 == hashlib.sha256(log_of(result)).hexdigest()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from console.run.executor import LocalExecutor, StepCommand
+from console.exec.base import Started, StepCommand
+from console.exec.local import LocalExecutor
 
 # Both the shell and its background child ignore SIGTERM (an ignored signal stays ignored
 # across fork and exec), so only SIGKILL after the grace stops them.
@@ -29,6 +30,11 @@ def command(
         timeout_s=timeout_s,
         log_path=tmp_path / "logs" / f"{step_id}.log",
     )
+
+
+def pid_of(where: Started) -> int:
+    assert where.pid is not None
+    return where.pid
 
 
 def alive(pid: int) -> bool:
@@ -89,7 +95,7 @@ async def test_cancel_stops_the_group_and_the_run_returns_cancelled(tmp_path: Pa
     executor = LocalExecutor(grace_s=0.3)
     started = asyncio.Event()
     cmd = command(tmp_path, STUBBORN)
-    task = asyncio.create_task(executor.run(cmd, on_started=lambda pid: started.set()))
+    task = asyncio.create_task(executor.run(cmd, on_started=lambda where: started.set()))
     await started.wait()
     grandchild = await first_line(cmd.log_path)
     executor.cancel("step")
@@ -112,7 +118,7 @@ async def test_cancelling_the_awaiting_task_kills_the_group_before_it_ends(tmp_p
     executor = LocalExecutor(grace_s=0.3)
     pids: list[int] = []
     cmd = command(tmp_path, STUBBORN)
-    task = asyncio.create_task(executor.run(cmd, on_started=pids.append))
+    task = asyncio.create_task(executor.run(cmd, on_started=lambda w: pids.append(pid_of(w))))
     grandchild = await first_line(cmd.log_path)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -162,7 +168,8 @@ async def test_shutdown_cancels_every_run_and_waits_for_the_groups(tmp_path: Pat
     executor = LocalExecutor(grace_s=0.3)
     pids: list[int] = []
     commands = [command(tmp_path, STUBBORN, step_id=f"s{n}") for n in range(3)]
-    tasks = [asyncio.create_task(executor.run(c, on_started=pids.append)) for c in commands]
+    tasks = [asyncio.create_task(executor.run(c, on_started=lambda w: pids.append(pid_of(w))))
+             for c in commands]
     grandchildren = [await first_line(c.log_path) for c in commands]
     await executor.shutdown()
     for pid in [*pids, *grandchildren]:
@@ -199,7 +206,7 @@ async def test_on_started_gets_the_pid_while_the_step_runs(tmp_path: Path) -> No
     executor = LocalExecutor(grace_s=0.3)
     seen: list[bool] = []
     cmd = command(tmp_path, "sleep 0.3")
-    result = await executor.run(cmd, on_started=lambda pid: seen.append(alive(pid)))
+    result = await executor.run(cmd, on_started=lambda where: seen.append(alive(pid_of(where))))
     await executor.shutdown()
     assert seen == [True]
     assert result.outcome == "succeeded"

@@ -16,7 +16,7 @@ SIZE = 200_000_000
 DRIVER = """
 import asyncio, json, os, sys
 from pathlib import Path
-from console.run.executor import LocalExecutor, StepCommand
+from console.exec.local import LocalExecutor, StepCommand
 
 def peak_kib():
     for line in Path("/proc/self/status").read_text().splitlines():

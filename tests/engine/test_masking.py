@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.run.masking import MASK, StreamMasker, encoded_forms, mask_all
+from console.exec.masking import MASK, StreamMasker, encoded_forms, mask_all
 
 from .conftest import PY, Runner
 

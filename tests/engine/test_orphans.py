@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from console.run.watchdog import WATCHDOG_PROGRAM
+from console.exec.watchdog import WATCHDOG_PROGRAM
 
 # A console in miniature: runs N steps with LocalExecutor, prints each step's pid as it
 # starts, and waits for a line on stdin before starting each step after the first.
 CONSOLE = """
 import asyncio, os, sys
 from pathlib import Path
-from console.run.executor import LocalExecutor, StepCommand
+from console.exec.base import StepCommand
+from console.exec.local import LocalExecutor
 
 async def main():
     log_dir, steps, script = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -32,7 +33,7 @@ async def main():
         cmd = StepCommand(f"s{n}", 1, None, script, dict(os.environ), Path.cwd(), None,
                           log_dir / f"s{n}.log")
         tasks.append(asyncio.create_task(
-            executor.run(cmd, on_started=lambda pid: print(pid, flush=True))))
+            executor.run(cmd, on_started=lambda where: print(where.pid, flush=True))))
     await asyncio.gather(*tasks)
 
 asyncio.run(main())

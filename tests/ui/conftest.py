@@ -26,8 +26,8 @@ from console.events import (
     StepSkipped,
     StepStarted,
 )
+from console.exec.base import ExecResult, Started, StepCommand
 from console.run.engine import EngineSettings
-from console.run.executor import ExecResult, StepCommand
 from console.ui.app import ConsoleApp, make_app
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
@@ -246,11 +246,11 @@ class ScriptedExecutor:
     def release(self, step: str) -> None:
         self.released.setdefault(step, asyncio.Event()).set()
 
-    async def run(self, cmd: StepCommand, on_started: Callable[[int], None] | None = None
+    async def run(self, cmd: StepCommand, on_started: Callable[[Started], None] | None = None
                   ) -> ExecResult:
         self.ran.append(cmd.step_id)
         if on_started is not None:
-            on_started(4242)
+            on_started(Started(pid=4242))
         data = f"{cmd.step_id}: attempt {cmd.attempt}\n".encode()
         cmd.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd.log_path.write_bytes(data)

@@ -15,7 +15,7 @@ DOMAIN_MODULES = [
     "console.policy.rules",
     "console.events",
     "console.run.state",
-    "console.run.executor",
+    "console.exec.local",
     "console.run.engine",
     "console.run.control",
     "console.audit.log",

@@ -20,22 +20,16 @@ missing working directory, a timeout or a kill all come back as an ExecResult.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from collections.abc import Callable
 
-from console.run._watchdog_main import group_alive, signal_group
-from console.run.masking import StreamMasker
-from console.run.step_process import STDERR, STDOUT, StepProcess
-from console.run.watchdog import Watchdog
+from console.exec._watchdog_main import group_alive, signal_group
+from console.exec.base import EMPTY_SHA256, ExecOutcome, ExecResult, Started, StepCommand
+from console.exec.step_process import StepProcess
+from console.exec.steplog import StepLog
+from console.exec.watchdog import Watchdog
 from console.workflow.model import format_duration
-
-ExecOutcome = Literal["succeeded", "failed", "error", "cancelled"]
 
 # After the leader exits, how long its output pipes may stay open before the rest of the
 # group is stopped. Output already written is read in milliseconds; only a background
@@ -44,117 +38,6 @@ DRAIN_AFTER_EXIT_S = 1.0
 # How long to wait for a group to vanish after SIGKILL (it only lingers if a member is
 # stuck in the kernel, or changed uid and cannot be signalled by us).
 KILL_WAIT_S = 5.0
-
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-
-
-@dataclass(frozen=True)
-class StepCommand:
-    """One attempt of one step, fully resolved by the engine: templating, env and secrets."""
-
-    step_id: str
-    attempt: int
-    argv: tuple[str, ...] | None
-    script: str | None
-    env: Mapping[str, str]
-    cwd: Path
-    timeout_s: float | None
-    log_path: Path
-    secrets: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if (self.argv is None) == (self.script is None):
-            raise ValueError(f"step {self.step_id!r}: give exactly one of argv and script")
-        if self.argv is not None and not self.argv:
-            raise ValueError(f"step {self.step_id!r}: argv is empty")
-
-    def program_argv(self) -> tuple[str, ...]:
-        if self.argv is not None:
-            return self.argv
-        assert self.script is not None
-        return ("/bin/sh", "-c", self.script)
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """How an attempt ended. failed = non-zero exit; error = could not start, timed out,
-    killed by a signal, or its log could not be written; cancelled = stopped on request."""
-
-    outcome: ExecOutcome
-    exit_code: int | None  # negative: killed by that signal number
-    error: str | None
-    pid: int | None
-    duration_s: float
-    log_path: Path
-    log_size: int
-    log_sha256: str
-
-
-class _LogWriter:
-    """One attempt's log: both streams, each masked with its own carry-over, hashed as written.
-
-    Written unbuffered, chunk by chunk as the pipes deliver them, so a tail of the file is live.
-    """
-
-    def __init__(self, path: Path, secrets: Iterable[str]) -> None:
-        # The file is created with the first output: a step that prints nothing has no log
-        # file (size 0, the empty SHA-256), which spares a file creation per quiet step.
-        self._path = path
-        self._fd: int | None = None
-        path.parent.mkdir(parents=True, exist_ok=True)  # a broken log directory fails up front
-        values = tuple(secrets)
-        self._maskers = {STDOUT: StreamMasker(values), STDERR: StreamMasker(values)}
-        self._sha256 = hashlib.sha256()
-        self.size = 0
-        self.error: OSError | None = None
-        self._closed = False
-
-    def write(self, stream: int, data: bytes) -> None:
-        if not self._closed:
-            self._emit(self._maskers[stream].feed(data))
-
-    def end_stream(self, stream: int) -> None:
-        if not self._closed:
-            self._emit(self._maskers[stream].flush())
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self.end_stream(STDOUT)
-        self.end_stream(STDERR)
-        self._closed = True
-        if self._fd is not None:
-            os.close(self._fd)
-
-    @property
-    def sha256(self) -> str:
-        return self._sha256.hexdigest()
-
-    def _emit(self, data: bytes) -> None:
-        if not data or self.error is not None:
-            return
-        if self._fd is None:
-            try:
-                self._fd = _open_log(self._path)
-            except OSError as exc:
-                self.error = exc
-                return
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except OSError as exc:
-                # Keep draining the pipes (a stalled step is worse), but stop writing.
-                self.error = exc
-                return
-            self._sha256.update(view[:written])
-            self.size += written
-            view = view[written:]
-
-
-def _open_log(path: Path) -> int:
-    # Owner-only: step output can hold credentials nobody declared as secrets.
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
 
 
 class _Control:
@@ -215,7 +98,7 @@ class LocalExecutor:
         self._watchdog = Watchdog(grace_s)
 
     async def run(
-        self, cmd: StepCommand, on_started: Callable[[int], None] | None = None
+        self, cmd: StepCommand, on_started: Callable[[Started], None] | None = None
     ) -> ExecResult:
         if cmd.step_id in self._running:
             raise ValueError(f"step {cmd.step_id!r} is already running in this executor")
@@ -257,7 +140,7 @@ class LocalExecutor:
         self,
         cmd: StepCommand,
         control: _Control,
-        on_started: Callable[[int], None] | None,
+        on_started: Callable[[Started], None] | None,
         started: float,
     ) -> ExecResult:
         def result(
@@ -265,7 +148,7 @@ class LocalExecutor:
             error: str | None,
             exit_code: int | None = None,
             pid: int | None = None,
-            log: _LogWriter | None = None,
+            log: StepLog | None = None,
         ) -> ExecResult:
             if log is not None and log.error is not None and outcome != "cancelled":
                 problem = f"could not write the log {cmd.log_path}: {log.error.strerror}"
@@ -278,11 +161,11 @@ class LocalExecutor:
                 duration_s=time.monotonic() - started,
                 log_path=cmd.log_path,
                 log_size=log.size if log is not None else 0,
-                log_sha256=log.sha256 if log is not None else _EMPTY_SHA256,
+                log_sha256=log.sha256 if log is not None else EMPTY_SHA256,
             )
 
         try:
-            log = _LogWriter(cmd.log_path, cmd.secrets)
+            log = StepLog(cmd.log_path, cmd.secrets)
         except OSError as exc:
             return result("error", f"could not open the log file: {exc}")
         try:
@@ -291,7 +174,7 @@ class LocalExecutor:
             try:
                 process = StepProcess.spawn(
                     cmd.program_argv(),
-                    env=cmd.env,
+                    env=cmd.local_env(),
                     cwd=cmd.cwd,
                     loop=asyncio.get_running_loop(),
                     on_output=log.write,
@@ -304,7 +187,7 @@ class LocalExecutor:
             self._watchdog.register(pid)
             try:
                 if on_started is not None:
-                    on_started(pid)
+                    on_started(Started(pid=pid))
                 outcome, error = await self._supervise(cmd, control, process)
             except BaseException:
                 await self._stop_interrupted(pid)

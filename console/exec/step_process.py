@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from console.exec.steplog import STDERR, STDOUT
+
 READ_SIZE = 256 * 1024
-STDOUT, STDERR = 1, 2
 
 
 def _exit_code(status: int) -> int:
