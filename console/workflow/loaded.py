@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from console.workflow.expressions import CompiledCondition
-from console.workflow.model import PolicyRule, Step, Workflow
+from console.workflow.fleet import DEFAULT_STRATEGY, Inventory
+from console.workflow.model import PolicyRule, Step, Strategy, Workflow
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class LoadedWorkflow:
     model: Workflow
     rules: tuple[SourcedRule, ...]  # shared policy files first, then the workflow's own
     file_hashes: Mapping[str, str]  # absolute path -> SHA-256 hex; the workflow first
+    inventory: Inventory = field(default_factory=Inventory)
+    # Steps with `on`: the hosts each runs on, in inventory (or listed) order.
+    targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -37,3 +41,6 @@ class LoadedWorkflow:
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def strategy(self, step_id: str) -> Strategy:
+        return self.model.steps[step_id].strategy or DEFAULT_STRATEGY

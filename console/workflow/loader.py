@@ -22,9 +22,17 @@ from console.errors import ParamError, WorkflowError
 from console.workflow.checks import check_policies, check_steps
 from console.workflow.explain import explain
 from console.workflow.expressions import CompiledCondition
+from console.workflow.fleet import Inventory
+from console.workflow.inventory import (
+    check_duplicate_hosts,
+    check_host_tables,
+    check_targets,
+    merge_inventory,
+    raw_groups,
+)
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.locate import Position, deepest_bracket, position_of_offset
-from console.workflow.model import PolicyFile, Workflow, coerce_param_value
+from console.workflow.model import InventoryFile, PolicyFile, Workflow, coerce_param_value
 from console.workflow.problems import FileProblems, Problem, render_all
 from console.workflow.suggest import did_you_mean
 
@@ -99,11 +107,58 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
     if model is not None:
         rules += _sourced(model.policy, source.path, own_conditions)
     _check_duplicate_names(data, workflow_problems, names)
+    inventory, inventory_problems = _load_hosts(source, shown, data, model, workflow_problems,
+                                                hashes)
 
-    problems = workflow_problems.sorted() + policy_problems
+    problems = workflow_problems.sorted() + policy_problems + inventory_problems
     if problems or model is None:
         raise WorkflowError(render_all(problems))
-    return LoadedWorkflow(path=source.path, model=model, rules=tuple(rules), file_hashes=hashes)
+    targets = {sid: inventory.resolve(step.on) for sid, step in model.steps.items()
+               if step.on is not None}
+    return LoadedWorkflow(path=source.path, model=model, rules=tuple(rules), file_hashes=hashes,
+                          inventory=inventory, targets=targets)
+
+
+def _load_hosts(source: _Source, shown: str, data: dict[str, Any], model: Workflow | None,
+                out: FileProblems, hashes: dict[str, str]) -> tuple[Inventory, list[Problem]]:
+    """The workflow's hosts and its shared inventory file, checked; steps' `on` checked."""
+    problems: list[Problem] = []
+    own = {k: v for k, v in _dict(data.get("hosts")).items()}
+    shared_raw: dict[str, Any] = {}
+    shared: InventoryFile | None = None
+    shared_path: Path | None = None
+    meta = _dict(data.get("workflow"))
+    entry = meta.get("inventory")
+    check_host_tables(data, out)
+    if isinstance(entry, str):
+        shared_path = Path(os.path.abspath(source.path.parent / entry))
+        shown_path = os.path.normpath(os.path.join(os.path.dirname(shown), entry))
+        try:
+            inventory_source = _read(shared_path, shown_path, referenced_from=entry)
+            inventory_data = _parse(inventory_source)
+        except _Unusable as exc:
+            for problem in exc.problems:
+                if problem.position is None:
+                    out.add(("workflow", "inventory"), f"inventory file {shown_path}: "
+                            f"{problem.what}", problem.fix, at_value=True)
+                else:
+                    problems.append(problem)
+        else:
+            hashes.setdefault(str(shared_path),
+                              hashlib.sha256(inventory_source.raw).hexdigest())
+            inventory_out = FileProblems(inventory_source.shown, inventory_source.text)
+            shared = _validate(InventoryFile, inventory_data, inventory_out)
+            check_host_tables(inventory_data, inventory_out)
+            shared_raw = _dict(inventory_data.get("hosts"))
+            check_duplicate_hosts(own, shared_raw, inventory_out, out)
+            problems += inventory_out.sorted()
+    all_hosts = {**shared_raw, **own}
+    check_targets(data, all_hosts, raw_groups(shared_raw, own), out)
+    return merge_inventory(model, source.path, shared, shared_path), problems
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def model_has_steps(model: Workflow | None) -> bool:

@@ -6,6 +6,7 @@ Durations are written as "90s", "10m", "1h30m", "500ms" and held as seconds (flo
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -74,6 +75,39 @@ ParamName = Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
 # A user name, or @group for a Unix group.
 Approver = Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+HOST_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+HostName = Annotated[str, Field(pattern=HOST_NAME_PATTERN, max_length=128)]
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_SHARE = re.compile(r"^(\d{1,3})%$")
+
+
+def parse_share(value: object, *, zero_ok: bool) -> int | str:
+    """A count (int) or a percentage ("25%"), checked; raises ValueError with a fix."""
+    lowest = 0 if zero_ok else 1
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < lowest:
+            raise ValueError(f"{value} is below {lowest} — give a count of hosts, or \"25%\"")
+        return value
+    if isinstance(value, str):
+        found = _SHARE.match(value.strip())
+        if found and lowest <= int(found.group(1)) <= 100:
+            return f"{int(found.group(1))}%"
+    raise ValueError(f"{value!r} is not a count or a percentage — write 2 or \"25%\" "
+                     f"({lowest}-100%)")
+
+
+_SHARE_SCHEMA = WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d{1,3}%$"},
+]})
+# How many hosts a wave takes: a count, or a share of the fleet ("25%").
+WaveSize = Annotated[
+    int | str, BeforeValidator(lambda v: parse_share(v, zero_ok=False)), _SHARE_SCHEMA
+]
+# How many hosts may fail in the whole fleet before the step fails.
+FailureBudget = Annotated[
+    int | str, BeforeValidator(lambda v: parse_share(v, zero_ok=True)), _SHARE_SCHEMA
+]
 
 
 class Strict(BaseModel):
@@ -93,6 +127,12 @@ class WorkflowMeta(Strict):
     policies: list[str] = Field(default_factory=list)
     # How long `if = "always"` steps may take, each attempt and in all after a stop.
     cleanup_timeout: Duration = 300.0
+    # Hosts for steps with `on`: a shared inventory file (relative to this file), and how
+    # hosts' keys are checked and how long connecting may take (an inventory file's own
+    # `known_hosts` and `connect_timeout` win for its hosts).
+    inventory: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: Duration = 10.0
 
 
 class Param(Strict):
@@ -193,6 +233,39 @@ class Approval(Strict):
     separation_of_duties: bool = False
 
 
+class Host(Strict):
+    """A machine steps can run on over SSH: `[hosts.web-01]`."""
+
+    address: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    groups: list[HostName] = Field(default_factory=list)
+    identity: str | None = None  # a private key file; else the SSH agent's keys
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.fullmatch(value) or re.fullmatch(r"[\d.]+", value):
+                raise ValueError(
+                    f"{value!r} is neither an IP address nor a host name"
+                    " — write \"10.0.0.5\" or \"web-01.example.com\""
+                ) from None
+        return value
+
+
+class Strategy(Strict):
+    """How a step's hosts are taken: in waves, within a failure budget for the whole fleet."""
+
+    waves: list[WaveSize] = Field(default_factory=lambda: list[int | str](["100%"]),
+                                  min_length=1, max_length=100)
+    max_failures: FailureBudget = 0
+    pause: Duration = 0.0
+    approve_between: bool = False
+
+
 class Step(Strict):
     run: list[str] | str
     needs: list[StepId] = Field(default_factory=list)
@@ -204,6 +277,9 @@ class Step(Strict):
     tags: list[str] = Field(default_factory=list)
     description: str = ""
     approval: Approval | None = None
+    # Run once per host: "@group", a host name, or a list of host names.
+    on: str | list[HostName] | None = None
+    strategy: Strategy | None = None
 
     @field_validator("run")
     @classmethod
@@ -298,6 +374,15 @@ class Workflow(Strict):
     params: dict[ParamName, Param] = Field(default_factory=dict)
     steps: dict[StepId, Step]
     policy: list[PolicyRule] = Field(default_factory=list)
+    hosts: dict[HostName, Host] = Field(default_factory=dict)
+
+
+class InventoryFile(Strict):
+    """A shared inventory (`[workflow] inventory = "hosts.toml"`): hosts and how to reach them."""
+
+    known_hosts: str | None = None
+    connect_timeout: Duration | None = None
+    hosts: dict[HostName, Host] = Field(default_factory=dict)
 
 
 class PolicyFile(Strict):

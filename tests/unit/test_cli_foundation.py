@@ -106,7 +106,8 @@ def test_schema_is_json_schema_of_the_format() -> None:
     schema = json.loads(done.stdout)
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"workflow", "params", "steps", "policy"}
+    assert set(schema["properties"]) == {"workflow", "params", "steps", "policy", "hosts"}
+    assert {"on", "strategy"} <= set(schema["$defs"]["Step"]["properties"])
     assert "if" in schema["$defs"]["Step"]["properties"]
 
 
