@@ -111,6 +111,9 @@ class RunStarted(Event):
     run_dir: str
     resumed_from: str | None = None
     control_socket: str | None = None
+    # Steps run once per host: step id -> its instance keys (host names), in order.
+    instances: Mapping[str, tuple[str, ...]] | None = None
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"instances"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +201,30 @@ class StepFinished(Event):
     log_size: int
     log_sha256: str
     retry_in_s: float | None = None  # set when another attempt follows
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaveStarted(Event):
+    """A step run on many hosts starts its next wave (its instances follow)."""
+
+    type: ClassVar[str] = "wave.started"
+    wave: int  # 1-based
+    waves: int
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupFinished(Event):
+    """A step run on many hosts has ended: how its instances did, and the step's outcome
+    (failed once more hosts failed than `max_failures` allows, counted over the fleet)."""
+
+    type: ClassVar[str] = "group.finished"
+    durable: ClassVar[bool] = True
+    outcome: StepOutcome
+    succeeded: int
+    failed: int
+    not_run: int  # skipped or cancelled before they started
+    summary: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,6 +384,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepStarted,
         StepOutput,
         StepFinished,
+        WaveStarted,
+        GroupFinished,
         StepDenied,
         StepCancelled,
         CleanupsSkipped,

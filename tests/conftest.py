@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from .multiuser import Accounts, SharedPython, build_shared_python, reachable_dir
+from .sshd import Fleet, sshd_available, start_fleet
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
@@ -60,3 +61,34 @@ def shared_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """20 "hosts" (127.0.0.2-21) served by real sshds, shared by the fleet tests."""
+    if not sshd_available():
+        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server), "
+                    "or not running as root")
+    started = start_fleet(tmp_path_factory.mktemp("fleet"), 20)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def own_fleet(tmp_path: Path) -> Iterator[Callable[[int], Fleet]]:
+    """A fleet of the test's own (on 127.0.0.30 upwards), for tests that kill its sshds."""
+    if not sshd_available():
+        pytest.skip("OpenSSH's sshd is not installed, or not running as root")
+    made: list[Fleet] = []
+
+    def make(hosts: int) -> Fleet:
+        made.append(start_fleet(tmp_path / f"fleet-{len(made)}", hosts, first=30))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for one in made:
+            one.stop()

@@ -19,6 +19,7 @@ from console.events import (
     Event,
     GateClosed,
     GateOpened,
+    GroupFinished,
     OverrideGiven,
     RunFinished,
     RunInterrupted,
@@ -29,6 +30,7 @@ from console.events import (
     StepReused,
     StepSkipped,
     StepStarted,
+    WaveStarted,
     parse_ts,
 )
 from console.textsafe import terminal_safe
@@ -72,7 +74,12 @@ def _describe(event: Event) -> str | tuple[str, ...] | None:
         case StepReused():
             return f"{step}reused (succeeded in run {event.from_run})"
         case StepStarted():
-            return f"{step}started, attempt {event.attempt}/{event.max_attempts}, pid {event.pid}"
+            where = f"{event.host} pid {event.pid}" if event.host else f"pid {event.pid}"
+            return f"{step}started, attempt {event.attempt}/{event.max_attempts}, {where}"
+        case WaveStarted():
+            return f"{step}wave {event.wave}/{event.waves}: {', '.join(event.hosts)}"
+        case GroupFinished():
+            return f"{step}{event.outcome}: {event.summary}"
         case StepFinished():
             what = (
                 event.outcome

@@ -103,10 +103,15 @@ class Engine(Scheduler):
             run_dir=str(run_dir),
             resumed_from=self.settings.resume_from,
             control_socket=str(socket_path) if socket_path else None,
+            instances=dict(self.loaded.targets) or None,
             actor=Actor(self.initiator.user, self.initiator.uid, self.settings.via),
         )
 
     def _begin(self, reused: Mapping[str, str]) -> None:
+        """`reused` holds steps, and instances (`deploy[web-03]`) of steps run on many
+        hosts whose other hosts run again."""
+        self._reused_units = {u: origin for u, origin in reused.items() if u not in
+                              self.loaded.steps}
         steps = self.loaded.steps
         in_order = sorted(steps, key=self._rank.__getitem__)
         self._unfinished = len(steps)
@@ -129,7 +134,7 @@ class Engine(Scheduler):
             self._cleanup_timer.cancel()
         self._gates.stop_timers()
         if self._running or self._tasks:
-            for sid in list(self._running):
+            for sid in [*self._running, *self._instances_running]:
                 self._executor.cancel(sid)
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._executor.shutdown()
@@ -141,9 +146,13 @@ class Engine(Scheduler):
     def finish(self) -> None:
         """Skip what never ran and record `run.finished` with the outcome."""
         assert self.audit is not None
+        reason = f"run {self._stopping or 'ended'} before it ran"
+        for group in self.state.instances.values():
+            for instance in group.values():
+                if not instance.finished:
+                    self._emit(StepSkipped(run=self.run_id, step=instance.id, reason=reason))
         for sid, st in self.state.steps.items():
             if not st.finished:
-                reason = f"run {self._stopping or 'ended'} before it ran"
                 self._emit(StepSkipped(run=self.run_id, step=sid, reason=reason))
         self._emit(
             RunFinished(
@@ -200,7 +209,10 @@ class Engine(Scheduler):
         self._cancelled.add(step)
         self._emit(CancelRequested(run=self.run_id, step=step, actor=actor, target="step"))
         why = f"cancelled by {actor.user}"
-        if step in self._running:
+        group = self._groups.get(step)
+        if group is not None and not group.finished:
+            group.stop(why)
+        elif step in self._running:
             self._executor.cancel(step)
         elif step in self._gates:
             self._gates.close(step, "cancelled", why)
@@ -270,6 +282,12 @@ class Engine(Scheduler):
                 f"run {self.run_id} has finished; start a new run with --resume {self.run_id}",
             )
         status = self.state.steps[step].status
+        if step in self.loaded.targets:
+            return Verdict(
+                False,
+                f"step {step!r} runs on many hosts; start a new run with --resume "
+                f"{self.run_id}, which runs again only the hosts that did not succeed",
+            )
         if status not in FAILED and status != "cancelled":
             return Verdict(False, f"step {step!r} is {status}; only a failed step can be retried")
         reset = [

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from console.errors import SecretError
-from console.exec.base import StepCommand
+from console.exec.base import HostTarget, StepCommand
 from console.exec.masking import encoded_forms
+from console.workflow.fleet import split_instance
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.model import SECRET_REFERENCE
 from console.workflow.templating import render_argv, render_value
@@ -94,6 +95,8 @@ class StepPreparer:
         }
 
     def display_command(self, step_id: str) -> tuple[str, ...] | str:
+        parts = split_instance(step_id)
+        step_id = parts[0] if parts else step_id
         run = self._loaded.steps[step_id].run
         if isinstance(run, str):
             return self.mask(run)
@@ -102,27 +105,48 @@ class StepPreparer:
     def log_path(self, step_id: str, attempt: int) -> Path:
         return self._run_dir / f"{step_id}.{attempt}.log"
 
-    def command(self, step_id: str, attempt: int) -> StepCommand:
+    def command(self, unit: str, attempt: int) -> StepCommand:
+        """The attempt of a step, or of one host's instance of it (`deploy[web-03]`)."""
+        parts = split_instance(unit)
+        step_id = parts[0] if parts else unit
         step = self._loaded.steps[step_id]
         env = dict(self._base_env)
         for key, value in step.env.items():
             env[key] = SECRET_REFERENCE.sub(lambda m: self._secret_values[m.group(1)], value)
         env["CONSOLE_STEP"] = step_id
         env["CONSOLE_ATTEMPT"] = str(attempt)
+        host = self._host(parts[1]) if parts else None
+        if host is not None:
+            env["CONSOLE_HOST"] = host.name
+            env["CONSOLE_INSTANCE"] = unit
         cwd = self._loaded.base_dir / step.cwd if step.cwd else self._loaded.base_dir
         if isinstance(step.run, str):
             argv, script = None, step.run
         else:
             argv, script = self._argv[step_id], None
         return StepCommand(
-            step_id=step_id,
+            step_id=unit,
             attempt=attempt,
             argv=argv,
             script=script,
             env=env,
             cwd=cwd,
             timeout_s=step.timeout,
-            log_path=self.log_path(step_id, attempt),
+            log_path=self.log_path(unit, attempt),
             secrets=self.secrets,
             machine_env=self._environ,
+            host=host,
+            remote_cwd=step.cwd if host is not None else None,
+        )
+
+    def _host(self, name: str) -> HostTarget:
+        entry = self._loaded.inventory.hosts[name]
+        return HostTarget(
+            name=name,
+            address=entry.host.address,
+            port=entry.host.port,
+            user=entry.host.user,
+            identity=str(entry.identity) if entry.identity else None,
+            known_hosts=str(entry.known_hosts) if entry.known_hosts else None,
+            connect_timeout_s=entry.connect_timeout_s,
         )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from console.errors import ResumeError
 from console.run.history import fold_audit, pid_alive
-from console.run.state import SUCCESSFUL
+from console.run.state import SUCCESSFUL, RunState
+from console.workflow.fleet import instance_id
 from console.workflow.graph import topological_order
 from console.workflow.loaded import LoadedWorkflow
 
@@ -60,4 +61,25 @@ def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[
             else run_id
         )
         reused[sid] = origin
+    _reuse_instances(old, loaded, reused, run_id)
     return reused
+
+
+def _reuse_instances(old: RunState, loaded: LoadedWorkflow, reused: dict[str, str],
+                     run_id: str) -> None:
+    """A step on many hosts that did not succeed as a whole runs again on the hosts that
+    did not succeed; each host that did is reused (`deploy[web-03]`)."""
+    for sid, hosts in loaded.targets.items():
+        if sid in reused or not all(need in reused for need in loaded.steps[sid].needs):
+            continue
+        instances = old.instances.get(sid, {})
+        for host in hosts:
+            instance = instances.get(host)
+            if instance is None or instance.status not in SUCCESSFUL:
+                continue
+            origin = (
+                instance.reason.removeprefix("succeeded in run ")
+                if instance.status == "reused" and instance.reason
+                else run_id
+            )
+            reused[instance_id(sid, host)] = origin

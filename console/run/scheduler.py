@@ -31,14 +31,18 @@ from console.events import (
 )
 from console.exec.base import EMPTY_SHA256, ExecResult, Executor, Started, StepCommand
 from console.exec.local import LocalExecutor
+from console.exec.routing import RoutingExecutor
+from console.policy.decision import Decision
 from console.policy.identity import Identity, identity_for_uid
 from console.policy.rules import EvalContext, PolicySet
 from console.run.fanout import AuditBreak, SinkFanout
 from console.run.gates import Gates, decision_policies
+from console.run.group import GroupCalls, GroupRun
 from console.run.ids import new_run_id
 from console.run.prepare import StepPreparer
 from console.run.settings import EngineSettings
 from console.run.state import SUCCESSFUL, RunState
+from console.workflow.fleet import split_instance
 from console.workflow.graph import dependents, topological_order
 from console.workflow.loaded import LoadedWorkflow
 
@@ -67,7 +71,9 @@ class Scheduler:
         self._fanout = SinkFanout(self._audit_failed)
         for sink in sinks:
             self._fanout.add(sink)
-        self._executor: Executor = executor or LocalExecutor(grace_s=self.settings.grace_s)
+        self._executor: Executor = executor or RoutingExecutor(
+            LocalExecutor(grace_s=self.settings.grace_s), grace_s=self.settings.grace_s
+        )
         self.initiator: Identity = identity_for_uid(
             os.getuid() if initiator_uid is None else initiator_uid
         )
@@ -93,6 +99,11 @@ class Scheduler:
         self._unfinished = 0
         self._attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Steps run on many hosts: their GroupRuns, and the instances running now (they
+        # run on other machines, so the workflow's concurrency does not count them).
+        self._groups: dict[str, GroupRun] = {}
+        self._instances_running: set[str] = set()
+        self._reused_units: dict[str, str] = {}  # --resume: instances that succeeded
         # Why the run is stopping ("cancelled by alice", "interrupted by SIGTERM"); once set,
         # only `if = "always"` steps still start, and only while cleanups are allowed.
         self._stopping: str | None = None
@@ -130,8 +141,12 @@ class Scheduler:
         identity = identity_for_uid(uid)
         return identity, Actor(user=identity.user, uid=identity.uid, via=via)
 
+    def _step_of(self, unit: str) -> str:
+        parts = split_instance(unit)
+        return parts[0] if parts else unit
+
     def _is_cleanup(self, sid: str) -> bool:
-        return self.loaded.steps[sid].if_ == "always"
+        return self.loaded.steps[self._step_of(sid)].if_ == "always"
 
     def _goes_on(self, sid: str) -> bool:
         """May `sid` still start or go on running? Only cleanups do, once the run stops."""
@@ -185,22 +200,87 @@ class Scheduler:
         )
 
     def _enqueue(self, sid: str) -> None:
+        group = self._groups.get(sid)
+        if group is not None:  # the gate before one of its waves passed
+            group.gate_passed()
+            return
         heapq.heappush(self._queue, (self._rank[sid], sid))
         self._pump()
 
     def _pump(self) -> None:
-        while self._queue and len(self._running) < self._concurrency and not self._closed:
+        while self._queue and not self._closed:
+            if self._queue[0][1] in self.loaded.targets:
+                self._start_group(heapq.heappop(self._queue)[1])
+                continue
+            if len(self._running) >= self._concurrency:
+                break
             _, sid = heapq.heappop(self._queue)
             self._running.add(sid)
-            task = asyncio.get_running_loop().create_task(self._execute(sid))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(sid)
+
+    def _spawn(self, unit: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._execute(unit))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_group(self, sid: str) -> None:
+        calls = GroupCalls(
+            emit=self._emit,
+            start_instance=self._start_instance,
+            cancel_instance=self._cancel_instance,
+            open_gate=self._gates.open,
+            close_gate=lambda step, why: self._gates.close(step, "cancelled", why),
+            step_decision=self._decide,
+            on_done=self._group_done,
+        )
+        group = GroupRun(self.run_id, sid, self.loaded.targets[sid], self.loaded.strategy(sid),
+                         self._reused_instances(sid), calls, str(self.loaded.path))
+        self._groups[sid] = group
+        group.start()
+
+    def _reused_instances(self, sid: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for unit, origin in self._reused_units.items():
+            parts = split_instance(unit)
+            if parts is not None and parts[0] == sid:
+                out[parts[1]] = origin
+        return out
+
+    def _decide(self, sid: str) -> Decision:
+        return self._policy.decide(sid, self._context())
+
+    def _start_instance(self, unit: str) -> None:
+        self._instances_running.add(unit)
+        self._spawn(unit)
+
+    def _cancel_instance(self, unit: str) -> None:
+        if unit in self._instances_running:
+            self._executor.cancel(unit)
+        elif unit in self._retry_timers:
+            self._retry_timers.pop(unit).cancel()
+            self._cancel_unstarted(unit, "cancelled before its next attempt")
+
+    def _group_done(self, sid: str) -> None:
+        self._step_finished(sid)
+        self._pump()
+
+    def _unit_done(self, unit: str) -> None:
+        """A step, or one host's instance of it, is done for good."""
+        parts = split_instance(unit)
+        if parts is None:
+            self._step_finished(unit)
+            return
+        self._groups[parts[0]].instance_finished(unit, self.state.step(unit).status)
+
+    def _may_retry(self, unit: str) -> bool:
+        parts = split_instance(unit)
+        return parts is None or self._groups[parts[0]].may_retry()
 
     async def _execute(self, sid: str) -> None:
         assert self._preparer is not None
         attempt = self._attempts.get(sid, 0) + 1
         self._attempts[sid] = attempt
-        step = self.loaded.steps[sid]
+        step = self.loaded.steps[self._step_of(sid)]
         cmd = self._preparer.command(sid, attempt)
         started = False
 
@@ -220,6 +300,7 @@ class Scheduler:
             )
         finally:
             self._running.discard(sid)
+            self._instances_running.discard(sid)
         if not started:
             self._emit(self._step_started(sid, attempt, cmd, Started()))
         retry = (
@@ -228,6 +309,7 @@ class Scheduler:
             and self._goes_on(sid)
             and sid not in self._cancelled
             and not self._closed
+            and self._may_retry(sid)
         )
         delay = step.retry.delay_before(attempt + 1) if retry else None
         self._emit(
@@ -249,7 +331,7 @@ class Scheduler:
             loop = asyncio.get_running_loop()
             self._retry_timers[sid] = loop.call_later(delay, self._retry_due, sid)
         else:
-            self._step_finished(sid)
+            self._unit_done(sid)
         self._pump()
 
     def _step_started(
@@ -260,7 +342,7 @@ class Scheduler:
             run=self.run_id,
             step=sid,
             attempt=attempt,
-            max_attempts=self.loaded.steps[sid].retry.attempts,
+            max_attempts=self.loaded.steps[self._step_of(sid)].retry.attempts,
             command=self._preparer.display_command(sid),
             log_path=str(cmd.log_path),
             pid=where.pid or 0,
@@ -273,18 +355,21 @@ class Scheduler:
         if sid in self._cancelled:
             self._cancel_unstarted(sid, "cancelled before its next attempt")
             return
-        if not self._goes_on(sid):
+        if not self._goes_on(sid) or not self._may_retry(sid):
             self._skip(sid, self._not_started_reason())
+            return
+        if split_instance(sid) is not None:
+            self._start_instance(sid)
             return
         self._enqueue(sid)
 
     def _cancel_unstarted(self, sid: str, reason: str) -> None:
         self._emit(StepCancelled(run=self.run_id, step=sid, reason=reason))
-        self._step_finished(sid)
+        self._unit_done(sid)
 
     def _skip(self, sid: str, reason: str) -> None:
         self._emit(StepSkipped(run=self.run_id, step=sid, reason=reason))
-        self._step_finished(sid)
+        self._unit_done(sid)
 
     def _step_finished(self, sid: str, propagate_only: bool = False) -> None:
         self._unfinished -= 1
@@ -296,6 +381,10 @@ class Scheduler:
             self._done.set()
 
     def _deny(self, sid: str, reason: str, policies: tuple[str, ...], actor: Actor | None) -> None:
+        group = self._groups.get(sid)
+        if group is not None:  # the gate before one of its waves was denied
+            group.gate_denied(reason, policies, actor)
+            return
         self._emit(
             StepDenied(run=self.run_id, step=sid, reason=reason, policies=policies, actor=actor)
         )
@@ -344,6 +433,8 @@ class Scheduler:
             self._cleanups_allowed = False
         reason = f"run {self._stopping}"
         for sid in self._gates:
+            if sid in self._groups:
+                continue  # a gate between waves: the group closes it as it stops
             if not self._goes_on(sid):
                 self._gates.close(sid, "cancelled", reason)
                 self._skip(sid, f"{reason} while waiting for approval")
@@ -361,6 +452,9 @@ class Scheduler:
         for sid in list(self._running):
             if not self._goes_on(sid):
                 self._executor.cancel(sid)
+        for sid, group in list(self._groups.items()):
+            if not group.finished and not self._goes_on(sid):
+                group.stop(reason)
         self._pump()
 
     def _cleanups_out_of_time(self) -> None:

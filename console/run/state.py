@@ -18,6 +18,7 @@ from console.events import (
     GateClosed,
     GateEvaluated,
     GateOpened,
+    GroupFinished,
     OverrideGiven,
     RetryRequested,
     RunFinished,
@@ -31,7 +32,9 @@ from console.events import (
     StepReused,
     StepSkipped,
     StepStarted,
+    WaveStarted,
 )
+from console.workflow.fleet import instance_id, split_instance
 
 StepStatus = Literal[
     "pending",
@@ -94,6 +97,9 @@ class StepState:
     overridden_by: ApprovalRecord | None = None
     denied_by: str | None = None  # policy names or a person
     retry_in_s: float | None = None
+    host: str | None = None  # an instance on a host: its name and its key's fingerprint
+    host_key: str | None = None
+    wave: tuple[int, int] | None = None  # a step on many hosts: its current wave, of all
 
     @property
     def finished(self) -> bool:
@@ -121,6 +127,8 @@ class RunState:
     cancelled_by: str | None = None  # who cancelled the whole run
     audit_error: str | None = None  # the audit file failed: the run stopped, fail closed
     steps: dict[str, StepState] = field(default_factory=dict)
+    # Steps run once per host: step id -> instance key -> the instance (`deploy[web-03]`).
+    instances: dict[str, dict[str, StepState]] = field(default_factory=dict)
     last_seq: int = 0
 
     @classmethod
@@ -131,10 +139,25 @@ class RunState:
         return state
 
     def step(self, step_id: str) -> StepState:
+        """A step, or an instance of one (`deploy[web-03]`)."""
         found = self.steps.get(step_id)
         if found is None:
+            parts = split_instance(step_id)
+            if parts is not None:
+                group = self.instances.setdefault(parts[0], {})
+                found = group.get(parts[1])
+                if found is None:
+                    found = group[parts[1]] = StepState(id=step_id)
+                return found
             found = self.steps[step_id] = StepState(id=step_id)
         return found
+
+    def instance_counts(self, step_id: str) -> dict[str, int]:
+        """Status -> how many of a step's instances have it."""
+        out: dict[str, int] = {}
+        for instance in self.instances.get(step_id, {}).values():
+            out[instance.status] = out.get(instance.status, 0) + 1
+        return out
 
     @property
     def live(self) -> bool:
@@ -170,6 +193,10 @@ def _run_started(state: RunState, e: RunStarted) -> None:
     state.started_ts = e.ts
     state.status = "running"
     state.steps = {sid: StepState(id=sid) for sid in e.steps}
+    state.instances = {
+        sid: {key: StepState(id=instance_id(sid, key)) for key in keys}
+        for sid, keys in (e.instances or {}).items()
+    }
 
 
 def _run_finished(state: RunState, e: RunFinished) -> None:
@@ -236,6 +263,26 @@ def _step_started(state: RunState, e: StepStarted) -> None:
     step.exit_code = None
     step.error = None
     step.retry_in_s = None
+    step.host = e.host
+    step.host_key = e.host_key
+
+
+def _wave_started(state: RunState, e: WaveStarted) -> None:
+    assert e.step is not None
+    step = state.step(e.step)
+    step.status = "running"
+    step.wave = (e.wave, e.waves)
+    if step.started_ts is None:
+        step.started_ts = e.ts
+
+
+def _group_finished(state: RunState, e: GroupFinished) -> None:
+    assert e.step is not None
+    step = state.step(e.step)
+    step.status = e.outcome
+    step.reason = e.summary
+    step.finished_ts = e.ts
+    step.gate_deadline = None
 
 
 def _step_output(state: RunState, e: StepOutput) -> None:
@@ -336,6 +383,8 @@ _HANDLERS: dict[type[Event], Any] = {
     StepStarted: _step_started,
     StepOutput: _step_output,
     StepFinished: _step_finished,
+    WaveStarted: _wave_started,
+    GroupFinished: _group_finished,
     StepDenied: _step_denied,
     GateEvaluated: _gate_evaluated,
     GateOpened: _gate_opened,
