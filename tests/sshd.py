@@ -101,7 +101,7 @@ class Fleet:
 
 def start_fleet(directory: Path, hosts: int, first: int = 2) -> Fleet:
     """sshd for `hosts` loopback addresses 127.0.0.FIRST..., ready to accept."""
-    assert 2 <= first and first + hosts <= 255
+    assert first >= 2 and first + hosts <= 255
     addresses = [f"127.0.0.{first + n}" for n in range(hosts)]
     assert all(a.startswith("127.") for a in addresses)
     directory.mkdir(parents=True, exist_ok=True)
