@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from console.run.exit_codes import EXIT_CODES
+
 from ..engine.cli_runs import console_env, records
 from ..sshd import Fleet
 
@@ -100,3 +102,44 @@ def test_over_the_budget_no_new_wave_starts_and_the_step_fails(
     assert "3 of 20 hosts failed; max_failures allows 2" in group["summary"]
     assert "needs deploy, which failed" in _of(recs, "step.skipped", "smoke")[0]["data"]["reason"]
     assert _of(recs, "run.finished")[0]["data"]["outcome"] == "failed"
+
+
+def test_approve_between_gates_each_wave_after_the_canary(tmp_path: Path, fleet: Fleet) -> None:
+    from ..engine.cli_runs import console_process, wait_for, wait_for_record
+
+    (tmp_path / "hosts.toml").write_text(fleet.inventory())
+    path = tmp_path / "fleet.toml"
+    path.write_text(textwrap.dedent("""
+        [workflow]
+        name = "canary"
+        inventory = "hosts.toml"
+        [steps.deploy]
+        run = "echo deployed"
+        on = ["web-01", "web-02", "web-03", "web-04"]
+        strategy = { waves = [1, 1, "100%"], approve_between = true }
+        """))
+    audit = tmp_path / "audit.jsonl"
+    env = console_env(tmp_path)
+    run = console_process("run", str(path), "--no-tui", "--audit", str(audit), env=env)
+    opened = wait_for_record(audit, "gate.opened", "deploy")
+    assert [r["step"] for r in _of(records(audit), "step.finished")] == ["deploy[web-01]"]
+    assert opened["data"]["approve_command"].endswith(" deploy")
+    approve = subprocess.run([sys.executable, "-m", "console", "approve", opened["run"],
+                              "deploy"], env=env, capture_output=True, text=True, timeout=30)
+    assert approve.returncode == 0, approve.stderr
+    wait_for("the gate before the third wave",
+             lambda: len(_of(records(audit), "gate.opened")) == 2)
+    assert [r["step"] for r in _of(records(audit), "step.finished")] == [
+        "deploy[web-01]", "deploy[web-02]"]
+    deny = subprocess.run([sys.executable, "-m", "console", "deny", opened["run"], "deploy",
+                           "--reason", "canary looks wrong"],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert deny.returncode == 0, deny.stderr
+    assert run.wait(60) == EXIT_CODES["denied"]
+    recs = records(audit)
+    assert [len(w["data"]["hosts"]) for w in _of(recs, "wave.started")] == [1, 1]
+    assert {r["step"] for r in _of(recs, "step.skipped")} == {"deploy[web-03]", "deploy[web-04]"}
+    denied = _of(recs, "step.denied", "deploy")[0]
+    assert denied["data"]["reason"] == "denied by root: canary looks wrong"
+    assert _of(recs, "run.finished")[0]["data"]["outcome"] == "denied"
+    assert [r["data"]["approvals_required"] for r in _of(recs, "gate.opened")] == [1, 1]
