@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.text import Text
 
+from console.commands.plan import fleet_line
 from console.policy.rules import match_reason
 from console.textsafe import terminal_safe
 from console.workflow.graph import layers
@@ -197,6 +198,10 @@ def main(args: argparse.Namespace) -> int:
         console.print(Text(f"every step {GATE} needs approval: {terminal_safe(gate)}", "yellow"))
     for denial in everywhere.denials:
         console.print(Text(f"every step {DENY} may deny: {terminal_safe(denial)}", "red"))
+    for step_id in loaded.targets:
+        line = fleet_line(loaded, step_id)
+        if line:
+            console.print(Text(terminal_safe(f"{step_id} on {line}"), style="cyan"))
     if compact:
         render_compact(loaded, console)
     else:

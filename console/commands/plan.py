@@ -26,6 +26,7 @@ from console.policy.explain import describe_rule, what_they_could_do
 from console.policy.identity import Identity, current_identity, identity_for_user
 from console.policy.rules import EvalContext, PolicySet
 from console.textsafe import terminal_safe
+from console.workflow.fleet import describe_strategy
 from console.workflow.graph import topological_order
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow, resolve_params
@@ -46,6 +47,7 @@ class PlannedStep:
     cwd: str | None
     tags: tuple[str, ...]
     decision: Decision
+    fleet: str | None = None  # a step on many hosts: which, and its waves
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     steps = plan_steps(loaded, params, initiator, now)
     console = Console(highlight=False)
-    label_width = max(len("warning"), len(terminal_safe(f"as {viewer.user}")) if viewer else 0)
+    label_width = max(len("inventory" if loaded.inventory.shared_file else "warning"),
+                      len(terminal_safe(f"as {viewer.user}")) if viewer else 0)
     _print_header(console, loaded, params, initiator, now, steps, label_width)
     for number, step in enumerate(steps, start=1):
         _print_step(console, number, step, str(loaded.path), initiator, viewer, label_width)
@@ -88,8 +91,21 @@ def plan_steps(
             cwd=step.cwd,
             tags=tuple(step.tags),
             decision=policy.decide(step_id, ctx),
+            fleet=fleet_line(loaded, step_id),
         ))
     return planned
+
+
+def fleet_line(loaded: LoadedWorkflow, step_id: str) -> str | None:
+    """"@web: 20 hosts (web-01 … web-20); waves 1, 5, 14; up to 2 may fail"."""
+    hosts = loaded.targets.get(step_id)
+    if not hosts:
+        return None
+    on = loaded.steps[step_id].on
+    named = on if isinstance(on, str) else "listed"
+    shown = ", ".join(hosts) if len(hosts) <= 4 else f"{hosts[0]} … {hosts[-1]}"
+    count = f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}"
+    return f"{named}: {count} ({shown}); {describe_strategy(loaded.strategy(step_id), len(hosts))}"
 
 
 def masked_params(
@@ -125,7 +141,9 @@ def _print_header(
     console.print(Text.assemble((terminal_safe(loaded.name), "bold"), " — plan as of ",
                                 now.strftime("%Y-%m-%d %H:%M UTC")))
     rows: list[Row] = [("file", _safe(_shown_path(loaded.path)), 0)]
-    rows += [("policy", _safe(_shown_path(Path(p))), 0) for p in list(loaded.file_hashes)[1:]]
+    inventory = loaded.inventory.shared_file
+    rows += [("inventory" if inventory is not None and Path(p) == inventory else "policy",
+              _safe(_shown_path(Path(p))), 0) for p in list(loaded.file_hashes)[1:]]
     rows.append(("started", _safe(f"by {initiator.user} (uid {initiator.uid}), as if now"), 0))
     shown = masked_params(loaded, params)
     listed = ", ".join(f"{k}={render_value(v)}" for k, v in shown.items())
@@ -161,6 +179,8 @@ def _print_step(
         rows.append(("runs", _safe(shlex.join(step.command)), 2))
     rows += [("env" if i == 0 else "", _safe(f"{name}={value}"), 2)
              for i, (name, value) in enumerate(step.env)]
+    if step.fleet:
+        rows.append(("hosts", _safe(step.fleet), 2))
     if step.cwd:
         rows.append(("cwd", _safe(step.cwd), 0))
     if step.tags:

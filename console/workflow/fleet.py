@@ -35,6 +35,7 @@ class InventoryHost:
 @dataclass(frozen=True)
 class Inventory:
     hosts: Mapping[str, InventoryHost] = field(default_factory=dict)
+    shared_file: Path | None = None  # `[workflow] inventory`, when there is one
 
     def groups(self) -> dict[str, list[str]]:
         """Group name -> its hosts, in inventory order."""

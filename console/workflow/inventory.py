@@ -75,7 +75,7 @@ def merge_inventory(
             identity=_absolute(base, host.identity), connect_timeout_s=meta.connect_timeout,
             defined_in=base,
         ))
-    return Inventory(hosts)
+    return Inventory(hosts, shared_path if shared is not None else None)
 
 
 def _absolute(base: Path, value: str | None) -> Path | None:

@@ -3,6 +3,9 @@ place with a fix, and the wave arithmetic (the failure budget is for the whole f
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -202,3 +205,25 @@ def test_fuzzed_inventories_load_or_fail_with_a_workflow_error(
         else:
             for hosts_of_step in loaded.targets.values():
                 assert hosts_of_step and set(hosts_of_step) <= set(loaded.inventory.hosts)
+
+
+def test_plan_and_graph_show_the_hosts_and_waves(tmp_path: Path) -> None:
+    inventory = INVENTORY + "".join(
+        f'[hosts.web-{n:02d}]\naddress = "127.0.0.{n + 1}"\ngroups = ["web"]\n'
+        for n in range(3, 21))
+    path = _write(tmp_path, """
+        [workflow]
+        name = "fleet"
+        inventory = "hosts.toml"
+        [steps.deploy]
+        run = "echo deployed"
+        on = "@web"
+        strategy = { waves = [1, "25%", "100%"], max_failures = "10%", approve_between = true }
+        """, inventory)
+    for command in ("plan", "graph"):
+        done = subprocess.run([sys.executable, "-m", "console", command, str(path)],
+                              capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, done.stderr
+        assert ("@web: 20 hosts (web-01 … web-20); waves 1, 5, 14; up to 2 may fail; "
+                "approval before each wave after the first") in done.stdout, done.stdout
