@@ -158,6 +158,8 @@ class StepReused(Event):
 
     type: ClassVar[str] = "step.reused"
     from_run: str
+    outputs: Mapping[str, str] | None = None  # the outputs it had, handed on again
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"outputs"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,10 +175,11 @@ class StepStarted(Event):
     max_attempts: int
     command: tuple[str, ...] | str  # argv (exec) or script (/bin/sh -c), secrets masked
     log_path: str
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"host", "host_key"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"host", "host_key", "matrix"})
     pid: int  # on this machine, or on `host`; 0 when it never started
     host: str | None = None  # an instance on a host of the inventory
     host_key: str | None = None  # the SHA-256 fingerprint of the key that host presented
+    matrix: Mapping[str, str] | None = None  # an instance of a matrix: its values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +204,10 @@ class StepFinished(Event):
     log_size: int
     log_sha256: str
     retry_in_s: float | None = None  # set when another attempt follows
+    # What the step handed on (secret values as "***", their SHA-256 in output_hashes).
+    outputs: Mapping[str, str] | None = None
+    output_hashes: Mapping[str, str] | None = None
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"outputs", "output_hashes"})
 
 
 @dataclass(frozen=True, kw_only=True)

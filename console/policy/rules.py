@@ -10,7 +10,7 @@ not depend on the moment — tags and globs — is worked out once, in the const
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -22,7 +22,8 @@ from console.workflow.expressions import CompiledCondition, ConditionEvaluationE
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.model import Match, PolicyRule, Step
 
-_PER_STEP = frozenset({"step", "now"})
+# What can differ between steps or over a run: no result is shared across steps for these.
+_PER_STEP = frozenset({"step", "now", "steps"})
 _SHARED_RESULTS_LIMIT = 4096
 
 
@@ -35,6 +36,8 @@ class EvalContext:
     initiator: Identity
     now: datetime  # timezone-aware
     workflow: str
+    # Finished steps' outputs, as conditions read them (`steps.plan.outputs.destroy_count`).
+    steps: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def condition_context(step_id: str, step: Step, ctx: EvalContext) -> dict[str, A
             "groups": sorted(ctx.initiator.groups),
         },
         "now": now,
+        "steps": dict(ctx.steps),
     }
 
 

@@ -103,7 +103,7 @@ class Engine(Scheduler):
             run_dir=str(run_dir),
             resumed_from=self.settings.resume_from,
             control_socket=str(socket_path) if socket_path else None,
-            instances=dict(self.loaded.targets) or None,
+            instances=dict(self.loaded.groups) or None,
             actor=Actor(self.initiator.user, self.initiator.uid, self.settings.via),
         )
 
@@ -282,11 +282,11 @@ class Engine(Scheduler):
                 f"run {self.run_id} has finished; start a new run with --resume {self.run_id}",
             )
         status = self.state.steps[step].status
-        if step in self.loaded.targets:
+        if step in self.loaded.groups:
             return Verdict(
                 False,
-                f"step {step!r} runs on many hosts; start a new run with --resume "
-                f"{self.run_id}, which runs again only the hosts that did not succeed",
+                f"step {step!r} runs as instances; start a new run with --resume "
+                f"{self.run_id}, which runs again only the instances that did not succeed",
             )
         if status not in FAILED and status != "cancelled":
             return Verdict(False, f"step {step!r} is {status}; only a failed step can be retried")

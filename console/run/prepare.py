@@ -7,16 +7,24 @@ resolved once, before the run starts; a missing one stops the run there, named.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from console.errors import SecretError
+from console.errors import ParamError, SecretError
 from console.exec.base import HostTarget, StepCommand
 from console.exec.masking import encoded_forms
+from console.run.outputs import prepare_output_file
 from console.workflow.fleet import split_instance
 from console.workflow.loaded import LoadedWorkflow
+from console.workflow.matrix import matrix_env, parse_key
 from console.workflow.model import SECRET_REFERENCE
-from console.workflow.templating import render_argv, render_value
+from console.workflow.templating import (
+    TemplateValues,
+    references,
+    render_argv,
+    render_text,
+    render_value,
+)
 
 MIN_SECRET_LENGTH = 4
 MASK = "***"
@@ -54,11 +62,20 @@ class StepPreparer:
                  for form in encoded_forms(value)}
         self.secrets: tuple[str, ...] = tuple(sorted(values | forms, key=len, reverse=True))
         self._base_env = {**param_env(self._params), "CONSOLE_RUN_ID": run_id}
+        # Argv that only params fill is rendered once; outputs and matrix values, per attempt.
         self._argv = {
             step_id: render_argv(step.run, self._params)
             for step_id, step in loaded.steps.items()
-            if isinstance(step.run, list)
+            if isinstance(step.run, list) and _params_only(step.run)
         }
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Secret outputs, once known: masked in every later log, record and command."""
+        new = {v for v in values if v}
+        forms = {form for value in new if len(value) >= MIN_SECRET_LENGTH
+                 for form in encoded_forms(value)}
+        merged = set(self.secrets) | new | forms
+        self.secrets = tuple(sorted(merged, key=len, reverse=True))
 
     def _resolve_secrets(self) -> dict[str, str]:
         needed: dict[str, list[str]] = {}
@@ -94,28 +111,65 @@ class StepPreparer:
             for name, value in self._params.items()
         }
 
-    def display_command(self, step_id: str) -> tuple[str, ...] | str:
-        parts = split_instance(step_id)
-        step_id = parts[0] if parts else step_id
-        run = self._loaded.steps[step_id].run
+    def display_command(
+        self, unit: str, outputs: Mapping[str, Mapping[str, str]] | None = None
+    ) -> tuple[str, ...] | str:
+        run = self._loaded.steps[self._step_id(unit)].run
         if isinstance(run, str):
             return self.mask(run)
-        return tuple(self.mask(arg) for arg in self._argv[step_id])
+        try:
+            argv = self._render_argv(unit, outputs or {})
+        except ParamError:
+            argv = tuple(run)  # not yet renderable (outputs to come): shown as written
+        return tuple(self.mask(arg) for arg in argv)
+
+    def _step_id(self, unit: str) -> str:
+        parts = split_instance(unit)
+        return parts[0] if parts else unit
+
+    def _values(self, unit: str, outputs: Mapping[str, Mapping[str, str]]) -> TemplateValues:
+        parts = split_instance(unit)
+        is_matrix = parts is not None and parts[0] in self._loaded.matrices
+        matrix = parse_key(parts[1]) if parts is not None and is_matrix else {}
+        return TemplateValues(self._params, outputs, matrix)
+
+    def _render_argv(self, unit: str, outputs: Mapping[str, Mapping[str, str]]
+                     ) -> tuple[str, ...]:
+        step_id = self._step_id(unit)
+        if step_id in self._argv:
+            return self._argv[step_id]
+        run = self._loaded.steps[step_id].run
+        assert isinstance(run, list)
+        return render_argv(run, self._values(unit, outputs), where=f"steps.{step_id}.run")
+
+    def output_path(self, unit: str, attempt: int) -> Path:
+        return self._run_dir / "outputs" / f"{unit}.{attempt}"
 
     def log_path(self, step_id: str, attempt: int) -> Path:
         return self._run_dir / f"{step_id}.{attempt}.log"
 
-    def command(self, unit: str, attempt: int) -> StepCommand:
-        """The attempt of a step, or of one host's instance of it (`deploy[web-03]`)."""
+    def command(
+        self, unit: str, attempt: int, outputs: Mapping[str, Mapping[str, str]] | None = None
+    ) -> StepCommand:
+        """The attempt of a step, or of one instance of it (`deploy[web-03]`,
+        `deploy[region=eu]`). Raises ParamError if a template cannot be filled."""
         parts = split_instance(unit)
         step_id = parts[0] if parts else unit
         step = self._loaded.steps[step_id]
+        values = self._values(unit, outputs or {})
         env = dict(self._base_env)
+        env.update(matrix_env(values.matrix))
         for key, value in step.env.items():
-            env[key] = SECRET_REFERENCE.sub(lambda m: self._secret_values[m.group(1)], value)
+            value = SECRET_REFERENCE.sub(lambda m: self._secret_values[m.group(1)], value)
+            env[key] = render_text(value, f"steps.{step_id}.env.{key}", values)
         env["CONSOLE_STEP"] = step_id
         env["CONSOLE_ATTEMPT"] = str(attempt)
-        host = self._host(parts[1]) if parts else None
+        if step.outputs is not None:
+            output_file = self.output_path(unit, attempt)
+            prepare_output_file(output_file)
+            env["CONSOLE_OUTPUT"] = str(output_file)
+        on_host = parts is not None and step_id in self._loaded.targets
+        host = self._host(parts[1]) if parts is not None and on_host else None
         if host is not None:
             env["CONSOLE_HOST"] = host.name
             env["CONSOLE_INSTANCE"] = unit
@@ -123,7 +177,7 @@ class StepPreparer:
         if isinstance(step.run, str):
             argv, script = None, step.run
         else:
-            argv, script = self._argv[step_id], None
+            argv, script = self._render_argv(unit, outputs or {}), None
         return StepCommand(
             step_id=unit,
             attempt=attempt,
@@ -150,3 +204,7 @@ class StepPreparer:
             known_hosts=str(entry.known_hosts) if entry.known_hosts else None,
             connect_timeout_s=entry.connect_timeout_s,
         )
+
+
+def _params_only(argv: list[str]) -> bool:
+    return all(ref.kind == "params" for element in argv for ref in references(element))

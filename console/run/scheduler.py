@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from console.audit.log import AuditLog
+from console.errors import ParamError
 from console.events import (
     Actor,
     AuditFailed,
@@ -39,12 +40,15 @@ from console.run.fanout import AuditBreak, SinkFanout
 from console.run.gates import Gates, decision_policies
 from console.run.group import GroupCalls, GroupRun
 from console.run.ids import new_run_id
+from console.run.outputs import OutputStore, collect_outputs
 from console.run.prepare import StepPreparer
 from console.run.settings import EngineSettings
-from console.run.state import SUCCESSFUL, RunState
+from console.run.state import SUCCESSFUL, RunState, status_phrase
 from console.workflow.fleet import split_instance
 from console.workflow.graph import dependents, topological_order
 from console.workflow.loaded import LoadedWorkflow
+from console.workflow.matrix import matrix_values
+from console.workflow.model import Step
 
 FAILED = frozenset({"failed", "error"})
 
@@ -104,6 +108,8 @@ class Scheduler:
         self._groups: dict[str, GroupRun] = {}
         self._instances_running: set[str] = set()
         self._reused_units: dict[str, str] = {}  # --resume: instances that succeeded
+        self._group_keys = loaded.groups
+        self._outputs = OutputStore()
         # Why the run is stopping ("cancelled by alice", "interrupted by SIGTERM"); once set,
         # only `if = "always"` steps still start, and only while cleanups are allowed.
         self._stopping: str | None = None
@@ -184,7 +190,7 @@ class Scheduler:
         if step.if_ == "success":
             for need, status in needs:
                 if status not in SUCCESSFUL:
-                    return f"needs {need}, which {_status_phrase(status)}"
+                    return f"needs {need}, which {status_phrase(status)}"
             return None
         if any(status in FAILED for _, status in needs):
             return None
@@ -192,6 +198,7 @@ class Scheduler:
 
     def _context(self) -> EvalContext:
         return EvalContext(
+            steps=self._outputs.for_conditions(),
             params=self.params,
             run_id=self.run_id,
             initiator=self.initiator,
@@ -209,7 +216,7 @@ class Scheduler:
 
     def _pump(self) -> None:
         while self._queue and not self._closed:
-            if self._queue[0][1] in self.loaded.targets:
+            if self._queue[0][1] in self._group_keys:
                 self._start_group(heapq.heappop(self._queue)[1])
                 continue
             if len(self._running) >= self._concurrency:
@@ -233,29 +240,33 @@ class Scheduler:
             step_decision=self._decide,
             on_done=self._group_done,
         )
-        group = GroupRun(self.run_id, sid, self.loaded.targets[sid], self.loaded.strategy(sid),
+        group = GroupRun(self.run_id, sid, self._group_keys[sid], self.loaded.strategy(sid),
                          self._reused_instances(sid), calls, str(self.loaded.path))
         self._groups[sid] = group
         group.start()
 
     def _reused_instances(self, sid: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for unit, origin in self._reused_units.items():
-            parts = split_instance(unit)
-            if parts is not None and parts[0] == sid:
-                out[parts[1]] = origin
-        return out
+        return {parts[1]: origin for unit, origin in self._reused_units.items()
+                if (parts := split_instance(unit)) is not None and parts[0] == sid}
 
     def _decide(self, sid: str) -> Decision:
         return self._policy.decide(sid, self._context())
 
     def _start_instance(self, unit: str) -> None:
+        if self._step_of(unit) in self.loaded.matrices:  # runs here: within concurrency
+            heapq.heappush(self._queue, (self._rank[self._step_of(unit)], unit))
+            self._pump()
+            return
         self._instances_running.add(unit)
         self._spawn(unit)
 
     def _cancel_instance(self, unit: str) -> None:
-        if unit in self._instances_running:
+        if unit in self._instances_running or unit in self._running:
             self._executor.cancel(unit)
+        elif any(queued == unit for _, queued in self._queue):
+            self._queue = [(r, u) for r, u in self._queue if u != unit]
+            heapq.heapify(self._queue)
+            self._cancel_unstarted(unit, "cancelled before it started")
         elif unit in self._retry_timers:
             self._retry_timers.pop(unit).cancel()
             self._cancel_unstarted(unit, "cancelled before its next attempt")
@@ -281,8 +292,17 @@ class Scheduler:
         attempt = self._attempts.get(sid, 0) + 1
         self._attempts[sid] = attempt
         step = self.loaded.steps[self._step_of(sid)]
-        cmd = self._preparer.command(sid, attempt)
         started = False
+        try:
+            cmd = self._preparer.command(sid, attempt, self._outputs.for_templates())
+        except ParamError as exc:  # an output it reads was never written (a failed need)
+            self._running.discard(sid)
+            self._emit(self._step_started(sid, attempt, None, Started()))
+            self._finish_attempt(sid, attempt, step, ExecResult(
+                outcome="error", exit_code=None, error=str(exc), pid=None, duration_s=0.0,
+                log_path=self._preparer.log_path(sid, attempt), log_size=0,
+                log_sha256=EMPTY_SHA256))
+            return
 
         def on_started(where: Started) -> None:
             nonlocal started
@@ -303,6 +323,13 @@ class Scheduler:
             self._instances_running.discard(sid)
         if not started:
             self._emit(self._step_started(sid, attempt, cmd, Started()))
+        self._finish_attempt(sid, attempt, step, result)
+
+    def _finish_attempt(self, sid: str, attempt: int, step: Step, result: ExecResult) -> None:
+        assert self._preparer is not None
+        result, shown, hashes = collect_outputs(
+            self._outputs, self._preparer, sid, attempt, step, result
+        )
         retry = (
             result.outcome in FAILED
             and attempt < step.retry.attempts
@@ -325,6 +352,8 @@ class Scheduler:
                 log_size=result.log_size,
                 log_sha256=result.log_sha256,
                 retry_in_s=delay,
+                outputs=shown,
+                output_hashes=hashes or None,
             )
         )
         if delay is not None:
@@ -335,7 +364,7 @@ class Scheduler:
         self._pump()
 
     def _step_started(
-        self, sid: str, attempt: int, cmd: StepCommand, where: Started
+        self, sid: str, attempt: int, cmd: StepCommand | None, where: Started
     ) -> StepStarted:
         assert self._preparer is not None
         return StepStarted(
@@ -343,11 +372,12 @@ class Scheduler:
             step=sid,
             attempt=attempt,
             max_attempts=self.loaded.steps[self._step_of(sid)].retry.attempts,
-            command=self._preparer.display_command(sid),
-            log_path=str(cmd.log_path),
+            command=self._preparer.display_command(sid, self._outputs.for_templates()),
+            log_path=str(cmd.log_path if cmd else self._preparer.log_path(sid, attempt)),
             pid=where.pid or 0,
             host=where.host,
             host_key=where.host_key,
+            matrix=matrix_values(self.loaded.matrices, sid),
         )
 
     def _retry_due(self, sid: str) -> None:
@@ -462,12 +492,3 @@ class Scheduler:
         if self._cleanups_allowed and not self._closed:
             self._stop(self._stopping or "stopping", cleanups=False)
 
-
-def _status_phrase(status: str) -> str:
-    return {
-        "failed": "failed",
-        "error": "failed with an error",
-        "denied": "was denied",
-        "skipped": "was skipped",
-        "cancelled": "was cancelled",
-    }.get(status, f"is {status}")

@@ -100,6 +100,8 @@ class StepState:
     host: str | None = None  # an instance on a host: its name and its key's fingerprint
     host_key: str | None = None
     wave: tuple[int, int] | None = None  # a step on many hosts: its current wave, of all
+    outputs: dict[str, str] = field(default_factory=dict)  # secret ones as "***"
+    matrix: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -238,6 +240,7 @@ def _step_reused(state: RunState, e: StepReused) -> None:
     step = state.step(e.step)
     step.status = "reused"
     step.reason = f"succeeded in run {e.from_run}"
+    step.outputs = dict(e.outputs or {})
 
 
 def _step_skipped(state: RunState, e: StepSkipped) -> None:
@@ -265,6 +268,7 @@ def _step_started(state: RunState, e: StepStarted) -> None:
     step.retry_in_s = None
     step.host = e.host
     step.host_key = e.host_key
+    step.matrix = dict(e.matrix or {})
 
 
 def _wave_started(state: RunState, e: WaveStarted) -> None:
@@ -301,6 +305,7 @@ def _step_finished(state: RunState, e: StepFinished) -> None:
     step.log_size = e.log_size
     step.log_sha256 = e.log_sha256
     step.finished_ts = e.ts
+    step.outputs = dict(e.outputs or {})
     if e.retry_in_s is not None:
         step.status = "retrying"
         step.retry_in_s = e.retry_in_s
@@ -393,3 +398,14 @@ _HANDLERS: dict[type[Event], Any] = {
     GateClosed: _gate_closed,
     RetryRequested: _retry_requested,
 }
+
+
+def status_phrase(status: str) -> str:
+    """How a need's status reads in a skip reason: "failed", "was denied"."""
+    return {
+        "failed": "failed",
+        "error": "failed with an error",
+        "denied": "was denied",
+        "skipped": "was skipped",
+        "cancelled": "was cancelled",
+    }.get(status, f"is {status}")

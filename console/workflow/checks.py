@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from console.workflow.checks_outputs import check_handoffs
 from console.workflow.expressions import CompiledCondition, ConditionSyntaxError, compile_condition
 from console.workflow.graph import find_cycle
 from console.workflow.locate import Position
@@ -52,6 +53,7 @@ def check_steps(data: dict[str, Any], out: FileProblems) -> None:
         if isinstance(approval, dict):
             check_satisfiable(("steps", step_id, "approval"), approval, out)
     _check_cycles(steps, out)
+    check_handoffs(data, out)
 
 
 def _may_be_absent(declaration: object) -> bool:
@@ -86,7 +88,8 @@ def _check_run(step_id: str, run: object, params: dict[str, Any], out: FileProbl
                 _report_secret_on_command_line((*path, index), name, out)
         for written in malformed_templates(element):
             out.add((*path, index), f"`{written}` is not a template this format expands",
-                    "only {{ params.NAME }} is replaced; a literal {{ cannot appear in run",
+                    "only {{ params.NAME }}, {{ steps.ID.outputs.KEY }} and {{ matrix.KEY }} "
+                    "are replaced; a literal {{ cannot appear in run",
                     at_value=True)
         if "${secret:" in element:
             out.add((*path, index), "a `${secret:…}` reference in run is never resolved",

@@ -48,7 +48,7 @@ def _load_cel() -> ModuleType:
 
 cel = _load_cel()
 
-CONTEXT_VARIABLES = frozenset({"step", "params", "run", "user", "now"})
+CONTEXT_VARIABLES = frozenset({"step", "params", "run", "user", "now", "steps"})
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 

@@ -29,6 +29,13 @@ class LoadedWorkflow:
     inventory: Inventory = field(default_factory=Inventory)
     # Steps with `on`: the hosts each runs on, in inventory (or listed) order.
     targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Steps with `matrix`: their combinations' keys (`region=eu-west`), in order.
+    matrices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Every step run as instances -> its instance keys (hosts, or combinations)."""
+        return {**self.targets, **self.matrices}
 
     @property
     def name(self) -> str:

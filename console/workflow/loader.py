@@ -32,6 +32,7 @@ from console.workflow.inventory import (
 )
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.locate import Position, deepest_bracket, position_of_offset
+from console.workflow.matrix import combination_key, combinations
 from console.workflow.model import InventoryFile, PolicyFile, Workflow, coerce_param_value
 from console.workflow.problems import FileProblems, Problem, render_all
 from console.workflow.suggest import did_you_mean
@@ -76,6 +77,11 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
     except _Unusable as exc:
         raise WorkflowError(render_all(exc.problems)) from None
     workflow_problems = FileProblems(source.shown, source.text)
+    if "hosts" in data and not {"workflow", "steps"} & set(data):
+        raise WorkflowError(render_all([Problem(
+            source.shown, None, "", "this is an inventory file (hosts only), not a workflow",
+            'a workflow names it with [workflow] inventory = "' + source.path.name
+            + '"; validate that workflow')]))
     model = _validate(Workflow, data, workflow_problems)
     check_steps(data, workflow_problems)
     own_conditions = check_policies(data, workflow_problems)
@@ -115,8 +121,10 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
         raise WorkflowError(render_all(problems))
     targets = {sid: inventory.resolve(step.on) for sid, step in model.steps.items()
                if step.on is not None}
+    matrices = {sid: tuple(combination_key(c) for c in combinations(step.matrix))
+                for sid, step in model.steps.items() if step.matrix is not None}
     return LoadedWorkflow(path=source.path, model=model, rules=tuple(rules), file_hashes=hashes,
-                          inventory=inventory, targets=targets)
+                          inventory=inventory, targets=targets, matrices=matrices)
 
 
 def _load_hosts(source: _Source, shown: str, data: dict[str, Any], model: Workflow | None,

@@ -75,6 +75,14 @@ ParamName = Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
 # A user name, or @group for a Unix group.
 Approver = Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+OUTPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+OutputName = Annotated[str, Field(pattern=OUTPUT_NAME_PATTERN, max_length=64)]
+MATRIX_KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
+MATRIX_VALUE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+MatrixKey = Annotated[str, Field(pattern=MATRIX_KEY_PATTERN, max_length=32)]
+MatrixValue = Annotated[
+    str | int | bool, Field(union_mode="left_to_right")
+]
 HOST_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 HostName = Annotated[str, Field(pattern=HOST_NAME_PATTERN, max_length=128)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -266,6 +274,10 @@ class Strategy(Strict):
     approve_between: bool = False
 
 
+class OutputSpec(Strict):
+    secret: bool = False
+
+
 class Step(Strict):
     run: list[str] | str
     needs: list[StepId] = Field(default_factory=list)
@@ -280,6 +292,45 @@ class Step(Strict):
     # Run once per host: "@group", a host name, or a list of host names.
     on: str | list[HostName] | None = None
     strategy: Strategy | None = None
+    # What the step hands on: written to $CONSOLE_OUTPUT as key=value lines.
+    outputs: list[OutputName] | dict[OutputName, OutputSpec] | None = None
+    # Run once per combination: { region = ["eu", "us"], exclude = [...], include = [...] }.
+    matrix: dict[str, list[MatrixValue] | list[dict[MatrixKey, MatrixValue]]] | None = None
+
+    @property
+    def output_specs(self) -> dict[str, bool]:
+        """Declared output -> whether it is secret."""
+        if self.outputs is None:
+            return {}
+        if isinstance(self.outputs, list):
+            return dict.fromkeys(self.outputs, False)
+        return {name: spec.secret for name, spec in self.outputs.items()}
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        axes = {k: v for k, v in value.items() if k not in ("exclude", "include")}
+        if not axes and not value.get("include"):
+            raise ValueError("a matrix needs at least one key with a list of values"
+                             " — e.g. matrix = { region = [\"eu-west\", \"us-east\"] }")
+        for key, values in value.items():
+            if key in ("exclude", "include"):
+                if any(not isinstance(v, dict) for v in values):
+                    raise ValueError(f"`{key}` is a list of tables — e.g. {key} = "
+                                     "[{ region = \"eu-west\" }]")
+                continue
+            if not re.fullmatch(MATRIX_KEY_PATTERN, key):
+                raise ValueError(f"matrix key {key!r} — use lower-case letters, digits and _")
+            if not values:
+                raise ValueError(f"matrix key `{key}` has no values")
+            for item in values:
+                if isinstance(item, dict) or not re.fullmatch(MATRIX_VALUE_PATTERN,
+                                                              str(item)):
+                    raise ValueError(f"matrix value {item!r} of `{key}` — use letters, "
+                                     "digits and . _ : - (it names the instance and its log)")
+        return value
 
     @field_validator("run")
     @classmethod
