@@ -41,7 +41,8 @@ def main(args: argparse.Namespace) -> int:
     except ConsoleError as exc:
         report_started(ready_fd, None, exc.message)
         return exc.exit_code
-    host = RunHost(loaded, spec.params, [PlainPrinter()], spec.settings(), run_id=spec.run_id)
+    host = RunHost(loaded, spec.params, [PlainPrinter()], spec.settings(), run_id=spec.run_id,
+                   initiator_uid=spec.initiator_uid)
     return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
 
 

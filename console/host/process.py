@@ -55,6 +55,8 @@ class HostSpec:
     grace_s: float
     fsync_always: bool
     resume_from: str | None
+    initiator_uid: int | None = None  # who asked for the run, when not this process's user
+    via: str = "host"
 
     def settings(self) -> EngineSettings:
         return EngineSettings(
@@ -64,12 +66,12 @@ class HostSpec:
             grace_s=self.grace_s,
             fsync_always=self.fsync_always,
             resume_from=self.resume_from,
-            via="host",
+            via=self.via,
         )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HostSpec:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,13 @@ def start_host_process(
     settings: EngineSettings,
     *,
     timeout_s: float = START_TIMEOUT_S,
+    initiator_uid: int | None = None,
+    env: Mapping[str, str] | None = None,
+    via: str = "host",
 ) -> StartedHost:
-    """Start a run host for `workflow` and return once its run has started."""
+    """Start a run host for `workflow` and return once its run has started. `env` replaces
+    the host's environment (the service passes its credentials this way); the run is
+    recorded as started by `initiator_uid` (default: this process's user)."""
     run_id = new_run_id()
     run_dir = settings.runs_dir / run_id
     paths.make_private_dirs(run_dir)
@@ -102,6 +109,8 @@ def start_host_process(
         grace_s=settings.grace_s,
         fsync_always=settings.fsync_always,
         resume_from=settings.resume_from,
+        initiator_uid=initiator_uid,
+        via=via,
     )
     spec_r, spec_w = os.pipe()
     ready_r, ready_w = os.pipe()
@@ -116,6 +125,7 @@ def start_host_process(
             start_new_session=True,
             pass_fds=(spec_r, ready_w),
             cwd="/",
+            env=None if env is None else dict(env),
         )
     finally:
         for fd in (spec_r, ready_w, log_fd):
