@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="time between SIGTERM and SIGKILL when stopping a step (default 10)",
     )
     run.add_argument("--fsync-always", action="store_true", help="fsync every audit line")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--service", action="store_true",
+        help="submit the run to this host's console serve (the default when one is reachable)",
+    )
+    where.add_argument(
+        "--local", action="store_true",
+        help="run as yourself even when a console serve is reachable",
+    )
 
     validate = add("validate", "check workflow files; exit 0 if all are valid")
     validate.add_argument("files", metavar="FILE", nargs="+")
@@ -117,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it is broken")
     verify.add_argument("path", metavar="PATH", nargs="?")
     verify.add_argument("--head", metavar="SEQ:HASH", help="a head kept elsewhere to check against")
+    verify.add_argument(
+        "--against-journal", nargs="?", const="", default=None, metavar="FILE",
+        help="check against the heads console serve sent to the system journal "
+        "(journalctl), or to the syslog FILE",
+    )
     head = audit_sub.add_parser("head", help="print the chain's head as SEQ:HASH")
     head.add_argument("path", metavar="PATH", nargs="?")
     tail = audit_sub.add_parser("tail", help="print the last events")
@@ -132,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     host = sub.add_parser("_host")
     host.add_argument("--spec-fd", type=int, required=True)
     host.add_argument("--ready-fd", type=int, required=True)
+
+    serve = add("serve", "the team-mode host service: runs submitted workflows, one audit trail")
+    serve.add_argument("--config", metavar="PATH",
+                       help="its config (default /etc/console/serve.toml, "
+                       "or $CONSOLE_SERVE_CONFIG)")
+    serve.add_argument("--install-unit", action="store_true",
+                       help="print its systemd units (or write them with --unit-dir) and exit")
+    serve.add_argument("--unit-dir", metavar="DIR",
+                       help="with --install-unit: write the units there, e.g. /etc/systemd/system")
 
     init = add("init", "write a commented starter workflow")
     init.add_argument("file", metavar="FILE", nargs="?", default="workflow.toml")
@@ -154,6 +177,7 @@ _MODULES = {
     "schema": "schema",
     "init": "init",
     "_host": "host",
+    "serve": "serve",
 }
 
 

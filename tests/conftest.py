@@ -26,6 +26,8 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("CONSOLE_RUNTIME_DIR", str(tmp_path / "runtime"))
+    # No test submits to a `console serve` of this host by accident.
+    monkeypatch.setenv("CONSOLE_SERVE_CONFIG", str(tmp_path / "serve.toml"))
     yield tmp_path
 
 

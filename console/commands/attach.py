@@ -20,6 +20,7 @@ from console.config import audit_path
 from console.errors import ControlError
 from console.events import Event, UnknownEventError, event_from_json
 from console.host.recorded import RecordedRun
+from console.host.serve_paths import served_paths
 from console.paths import runtime_dir
 from console.run.control_client import request
 from console.run.history import LiveAnswer, ask_live_runs
@@ -29,6 +30,9 @@ from console.textsafe import terminal_safe
 def main(args: argparse.Namespace) -> int:
     wanted: str | None = args.run_id
     live = ask_live_runs(runtime_dir(), wanted)
+    served = served_paths()
+    if served is not None:  # team mode: the service's runs too (docs/team-mode.md)
+        live.update(ask_live_runs(served[0], wanted))
     answering = {run_id: found for run_id, found in live.items() if found.status is not None}
     if len(answering) == 1:
         [found] = answering.values()

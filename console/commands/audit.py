@@ -26,7 +26,13 @@ def main(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else audit_path(getattr(args, "audit", None))
     command: str = args.audit_command
     if command == "verify":
-        return _verify(path, args.head)
+        code = _verify(path, args.head)
+        journal = getattr(args, "against_journal", None)
+        if code == 0 and journal is not None:
+            from console.commands.audit_journal import verify_against_journal
+
+            return verify_against_journal(path, journal)
+        return code
     if command == "head":
         return _head(path)
     return _tail(path, args)

@@ -30,7 +30,11 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    answer = request(args.run_id, build_request(args))
+    from console.host.serve_paths import served_socket
+    from console.paths import runtime_dir
+
+    served = served_socket(args.run_id, runtime_dir())
+    answer = request(args.run_id, build_request(args), socket_path=served)
     message = terminal_safe(str(answer.get("message", "")))
     if answer["ok"]:
         print(message)

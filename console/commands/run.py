@@ -46,6 +46,14 @@ def settings_for(args: argparse.Namespace, loaded: LoadedWorkflow, via: str) -> 
 
 def main(args: argparse.Namespace) -> int:
     given = dict(args.params)
+    from console.host.serve_paths import may_submit
+
+    if may_submit(getattr(args, "local", False), getattr(args, "service", False)):
+        from console.commands.submit import service_for, submit_and_attach
+
+        service = service_for(args)
+        if service is not None:
+            return submit_and_attach(args, service)
     if getattr(args, "detach", False):
         return detach(args, given)
     if not args.no_tui and sys.stdin.isatty() and sys.stdout.isatty():

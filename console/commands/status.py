@@ -33,6 +33,7 @@ from console.commands.printer import short_why
 from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError
 from console.events import parse_ts
+from console.host.serve_paths import served_paths
 from console.run.history import (
     RunView,
     all_views,
@@ -57,6 +58,11 @@ def main(args: argparse.Namespace) -> int:
     wanted: str | None = getattr(args, "run_id", None)
     runs = fold_audit(audit_path, wanted) if audit_path.exists() else {}
     live = ask_live_runs(runtime, wanted)
+    served = served_paths()
+    if served is not None:  # team mode: the service's runs, and its audit trail if readable
+        live.update(ask_live_runs(served[0], wanted))
+        if served[1] != audit_path and os.access(served[1], os.R_OK):
+            runs.update(fold_audit(served[1], wanted))
     if wanted is not None:
         run_id = _pick([*runs, *live], wanted, audit_path, runtime)
         answer = live.get(run_id)
