@@ -74,6 +74,8 @@ def test_an_engineer_submits_bluegreen_and_a_colleague_approves_by_keypress(
     box: ServeBox, panes: list[UserPane],  # noqa: F811
 ) -> None:
     alice, bob, carol = (box.engineers[n] for n in ("alice", "bob", "carol"))
+    assert box.serve is not None  # started by root, it now runs as the service user
+    assert os.stat(f"/proc/{box.serve.pid}").st_uid == box.service.uid
     flow = box.workflows / "bluegreen.toml"
     starter = UserPane(alice, box.python.console(
         "run", str(flow), "-p", "version=1.4.2", "-p", "env=prod"), box.env_for(alice))
