@@ -198,7 +198,7 @@ def main(args: argparse.Namespace) -> int:
         console.print(Text(f"every step {GATE} needs approval: {terminal_safe(gate)}", "yellow"))
     for denial in everywhere.denials:
         console.print(Text(f"every step {DENY} may deny: {terminal_safe(denial)}", "red"))
-    for step_id in loaded.targets:
+    for step_id in loaded.groups:
         line = fleet_line(loaded, step_id)
         if line:
             console.print(Text(terminal_safe(f"{step_id} on {line}"), style="cyan"))

@@ -24,7 +24,7 @@ from console.policy.approvals import GateTally
 from console.policy.decision import Decision
 from console.policy.explain import describe_rule, what_they_could_do
 from console.policy.identity import Identity, current_identity, identity_for_user
-from console.policy.rules import EvalContext, PolicySet
+from console.policy.rules import EvalContext, PolicySet, output_dependencies
 from console.textsafe import terminal_safe
 from console.workflow.fleet import describe_strategy
 from console.workflow.graph import topological_order
@@ -48,6 +48,7 @@ class PlannedStep:
     tags: tuple[str, ...]
     decision: Decision
     fleet: str | None = None  # a step on many hosts: which, and its waves
+    deferred: tuple[str, ...] = ()  # rules judged only once the steps they read have run
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,14 +75,14 @@ def plan_steps(
 ) -> list[PlannedStep]:
     policy = PolicySet(loaded)
     ctx = EvalContext(params=params, run_id=PLAN_RUN_ID, initiator=initiator, now=now,
-                      workflow=loaded.name)
+                      workflow=loaded.name, without_outputs=True)
     shown = masked_params(loaded, params)
     planned: list[PlannedStep] = []
     for step_id in topological_order(loaded.steps):
         step = loaded.steps[step_id]
         command: tuple[str, ...] | str = (
             step.run if isinstance(step.run, str)
-            else render_argv(step.run, shown, where=f"steps.{step_id}.run")
+            else render_argv(step.run, shown, where=f"steps.{step_id}.run", params_only=True)
         )
         planned.append(PlannedStep(
             id=step_id,
@@ -92,12 +93,22 @@ def plan_steps(
             tags=tuple(step.tags),
             decision=policy.decide(step_id, ctx),
             fleet=fleet_line(loaded, step_id),
+            deferred=tuple(
+                f"decided after step{'s' if len(names) > 1 else ''} {', '.join(names)}: "
+                f"{name!r} reads {'their' if len(names) > 1 else 'its'} outputs"
+                for name, names in output_dependencies(loaded, step_id)
+            ),
         ))
     return planned
 
 
 def fleet_line(loaded: LoadedWorkflow, step_id: str) -> str | None:
     """"@web: 20 hosts (web-01 … web-20); waves 1, 5, 14; up to 2 may fail"."""
+    combos = loaded.matrices.get(step_id)
+    if combos:
+        listed = ", ".join(combos) if len(combos) <= 3 else f"{combos[0]} … {combos[-1]}"
+        strategy = describe_strategy(loaded.strategy(step_id), len(combos))
+        return f"matrix: {len(combos)} combinations ({listed}); {strategy}"
     hosts = loaded.targets.get(step_id)
     if not hosts:
         return None
@@ -180,13 +191,15 @@ def _print_step(
     rows += [("env" if i == 0 else "", _safe(f"{name}={value}"), 2)
              for i, (name, value) in enumerate(step.env)]
     if step.fleet:
-        rows.append(("hosts", _safe(step.fleet), 2))
+        rows.append(("matrix" if step.fleet.startswith("matrix: ") else "hosts",
+                     _safe(step.fleet.removeprefix("matrix: ")), 2))
     if step.cwd:
         rows.append(("cwd", _safe(step.cwd), 0))
     if step.tags:
         rows.append(("tags", _safe(", ".join(step.tags)), 0))
     decision = step.decision
     rows.append(("gate", _safe(decision.summary, EFFECT_STYLES[decision.effect]), 0))
+    rows += [("", _safe(f"• {line}", "yellow"), 2) for line in step.deferred]
     for rule in decision.rules:
         rows.append(("", _safe(f"• {describe_rule(rule)}"), 2))
         rows.append(("", _safe(f"  why: {rule.reason}", "dim"), 7))

@@ -30,7 +30,7 @@ from console.run.fanout import AuditBreak
 from console.run.fd_limits import raise_fd_limit
 from console.run.lifeline import Lifeline, LiveRun, catch_stop_signals
 from console.run.lock import LockHolder, WorkflowLock
-from console.run.resume import previous_run
+from console.run.resume import previous_run_with_outputs
 from console.run.state import RunState
 from console.workflow.loaded import LoadedWorkflow
 
@@ -121,8 +121,11 @@ class RunHost:
         run_dir = settings.runs_dir / self.run_id
         engine.prepare(run_dir)
         reused: dict[str, str] = {}
+        handed_on: dict[str, dict[str, str]] = {}
         if settings.resume_from:
-            reused = previous_run(settings.audit_path, settings.resume_from, self.loaded)
+            reused, handed_on = previous_run_with_outputs(
+                settings.audit_path, settings.resume_from, self.loaded
+            )
         raise_fd_limit()
         lock = self._take_lock()
         server: ControlServer | None = None
@@ -148,7 +151,7 @@ class RunHost:
             if server is not None:
                 await server.start()
             self._listened(socket_path)
-            await engine.execute(reused)
+            await engine.execute(reused, handed_on)
         finally:
             await engine.stop_steps()
             if server is not None:

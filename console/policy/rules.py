@@ -9,6 +9,7 @@ not depend on the moment — tags and globs — is worked out once, in the const
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from console.workflow.model import Match, PolicyRule, Step
 # What can differ between steps or over a run: no result is shared across steps for these.
 _PER_STEP = frozenset({"step", "now", "steps"})
 _SHARED_RESULTS_LIMIT = 4096
+_STEP_READ = re.compile(r"\bsteps\s*(?:\.\s*|\[\s*['\"])([a-z0-9][a-z0-9_-]*)")
 
 
 @dataclass
@@ -38,6 +40,8 @@ class EvalContext:
     workflow: str
     # Finished steps' outputs, as conditions read them (`steps.plan.outputs.destroy_count`).
     steps: Mapping[str, Any] = field(default_factory=dict)
+    # `console plan`: leave out the rules that read outputs (decided once the steps ran).
+    without_outputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class PolicySet:
                     continue
                 reasons.append(f"now is within {describe_window(rule.during)}")
             condition = candidate.sourced.condition
+            if condition is not None and ctx.without_outputs and "steps" in condition.reads:
+                continue
             if condition is not None:
                 key = _shared_key(condition, ctx)
                 holds = self._shared_results.get(key) if key is not None else None
@@ -227,3 +233,19 @@ def _step_approval(step_id: str, step: Step, origin: str) -> RuleOutcome:
         override_by=(),
         origin=origin,
     )
+
+
+def output_dependencies(loaded: LoadedWorkflow, step_id: str) -> list[tuple[str, list[str]]]:
+    """The rules matching `step_id` whose `when` reads outputs: (rule name, the steps whose
+    outputs it reads), for `console plan`'s "decided after step X"."""
+    step = loaded.steps[step_id]
+    found: list[tuple[str, list[str]]] = []
+    for sourced in loaded.rules:
+        condition = sourced.condition
+        if condition is None or "steps" not in condition.reads:
+            continue
+        if match_reason(sourced.rule.match, step_id, step) is None:
+            continue
+        names = list(dict.fromkeys(_STEP_READ.findall(condition.source)))
+        found.append((sourced.rule.name, names))
+    return found

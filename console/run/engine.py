@@ -69,8 +69,14 @@ class Engine(Scheduler):
         """Record and publish an event of the host's own (the lock, say)."""
         self._emit(event)
 
-    async def execute(self, reused: Mapping[str, str]) -> None:
-        """Schedule every step to the end; `reused` steps (from --resume) do not run."""
+    async def execute(
+        self, reused: Mapping[str, str],
+        outputs: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Schedule every step to the end; `reused` steps (from --resume) do not run, and
+        hand on the `outputs` they had."""
+        for sid, values in (outputs or {}).items():
+            self._outputs.record(sid, values)
         try:
             self._begin(reused)
             await self._done.wait()
@@ -118,7 +124,8 @@ class Engine(Scheduler):
         self._waiting_on = {sid: len(step.needs) for sid, step in steps.items()}
         for sid in in_order:
             if sid in reused:
-                self._emit(StepReused(run=self.run_id, step=sid, from_run=reused[sid]))
+                self._emit(StepReused(run=self.run_id, step=sid, from_run=reused[sid],
+                                      outputs=self._outputs.get(sid)))
                 self._step_finished(sid, propagate_only=True)
         # Collect first: making one root ready can cascade (a skip, a denial) into others.
         roots = [sid for sid in in_order if sid not in reused and self._waiting_on[sid] == 0]

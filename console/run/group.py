@@ -62,6 +62,7 @@ class GroupRun:
         reused: Mapping[str, str],
         calls: GroupCalls,
         origin: str,
+        noun: str = "hosts",
     ) -> None:
         self.run_id = run_id
         self.step_id = step_id
@@ -69,6 +70,7 @@ class GroupRun:
         self._strategy = strategy
         self._origin = origin
         self._hosts = hosts
+        self._noun = noun  # "hosts", or "combinations" for a matrix
         self._reused = {h: reused[h] for h in hosts if h in reused}
         self._waves = waves_of([h for h in hosts if h not in self._reused], strategy)
         self._allowed = failures_allowed(strategy, len(hosts))
@@ -167,7 +169,7 @@ class GroupRun:
         number, total = self._next + 1, len(self._waves)
         between = RuleOutcome(
             name="approve_between", effect="require_approval", level="hard",
-            reason=f"wave {number} of {total} ({len(self._waves[self._next])} hosts) waits "
+            reason=f"wave {number} of {total} ({len(self._waves[self._next])} {self._noun}) waits "
                    f"for approval: approve_between = true",
             approvals=1, approvers=(), separation_of_duties=False, reason_required=False,
             timeout_s=None, override_by=(), origin=self._origin,
@@ -224,14 +226,14 @@ class GroupRun:
             self._next += 1
 
     def _budget_text(self) -> str:
-        return (f"{self._failed} of {len(self._hosts)} hosts failed; max_failures "
+        return (f"{self._failed} of {len(self._hosts)} {self._noun} failed; max_failures "
                 f"allows {self._allowed}")
 
     def _summary(self) -> str:
         parts = [f"{self._succeeded} succeeded", f"{self._failed} failed"]
         if self._not_run:
             parts.append(f"{self._not_run} not run")
-        text = ", ".join(parts) + f" of {len(self._hosts)} hosts"
+        text = ", ".join(parts) + f" of {len(self._hosts)} {self._noun}"
         if self.over_budget:
             return f"{text}: over the failure budget ({self._budget_text()})"
         if self._failed:

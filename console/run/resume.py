@@ -18,6 +18,14 @@ from console.workflow.loaded import LoadedWorkflow
 
 def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[str, str]:
     """The steps that succeeded in `run_id` (step -> run they first succeeded in)."""
+    return previous_run_with_outputs(audit_path, run_id, loaded)[0]
+
+
+def previous_run_with_outputs(
+    audit_path: Path, run_id: str, loaded: LoadedWorkflow
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The steps to reuse, and the outputs they handed on (restored from the audit). A step
+    with a secret output is not reused: the audit holds only its SHA-256."""
     old = fold_audit(audit_path, run_id).get(run_id) if audit_path.exists() else None
     if old is None or old.status == "pending":
         raise ResumeError(
@@ -49,10 +57,13 @@ def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[
     # one that runs again (an `if = "always"` cleanup after a denial, say) runs again
     # after it, and gets an outcome of its own.
     reused: dict[str, str] = {}
+    outputs: dict[str, dict[str, str]] = {}
     for sid in topological_order(loaded.steps):
         step = old.steps.get(sid)
         if step is None or step.status not in SUCCESSFUL:
             continue
+        if any(loaded.steps[sid].output_specs.values()):
+            continue  # a secret output cannot be restored: the step runs again
         if not all(need in reused for need in loaded.steps[sid].needs):
             continue
         origin = (
@@ -61,8 +72,10 @@ def previous_run(audit_path: Path, run_id: str, loaded: LoadedWorkflow) -> dict[
             else run_id
         )
         reused[sid] = origin
+        if step.outputs:
+            outputs[sid] = dict(step.outputs)
     _reuse_instances(old, loaded, reused, run_id)
-    return reused
+    return reused, outputs
 
 
 def _reuse_instances(old: RunState, loaded: LoadedWorkflow, reused: dict[str, str],

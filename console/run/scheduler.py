@@ -241,7 +241,8 @@ class Scheduler:
             on_done=self._group_done,
         )
         group = GroupRun(self.run_id, sid, self._group_keys[sid], self.loaded.strategy(sid),
-                         self._reused_instances(sid), calls, str(self.loaded.path))
+                         self._reused_instances(sid), calls, str(self.loaded.path),
+                         "combinations" if sid in self.loaded.matrices else "hosts")
         self._groups[sid] = group
         group.start()
 

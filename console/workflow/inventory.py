@@ -92,10 +92,10 @@ def check_targets(data: dict[str, Any], hosts: Mapping[str, Any],
             continue
         on = step.get("on")
         if on is None:
-            if "strategy" in step:
-                out.add(("steps", step_id, "strategy"), "`strategy` without `on`",
-                        'a strategy takes a step\'s hosts in waves: add on = "@group", '
-                        "or remove strategy")
+            if "strategy" in step and "matrix" not in step:
+                out.add(("steps", step_id, "strategy"), "`strategy` without `on` or `matrix`",
+                        'a strategy takes a step\'s instances in waves: add on = "@group" or '
+                        "a matrix, or remove strategy")
             continue
         path = ("steps", step_id, "on")
         if not hosts:

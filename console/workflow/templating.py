@@ -82,17 +82,21 @@ def render_value(value: object) -> str:
 
 
 def render_argv(
-    argv: Sequence[str], params: Mapping[str, object] | TemplateValues, *, where: str = "run"
+    argv: Sequence[str], params: Mapping[str, object] | TemplateValues, *, where: str = "run",
+    params_only: bool = False,
 ) -> tuple[str, ...]:
     """Replace each template inside each element; raises ParamError if one names nothing.
 
-    `where` names the list in messages, e.g. "steps.build.run".
+    `where` names the list in messages, e.g. "steps.build.run". With `params_only` (a
+    plan, before anything ran), outputs and matrix values are left as written.
     """
     values = params if isinstance(params, TemplateValues) else TemplateValues(params)
-    return tuple(render_text(element, f"{where}[{i}]", values) for i, element in enumerate(argv))
+    return tuple(render_text(element, f"{where}[{i}]", values, params_only=params_only)
+                 for i, element in enumerate(argv))
 
 
-def render_text(element: str, where: str, values: TemplateValues) -> str:
+def render_text(element: str, where: str, values: TemplateValues, *,
+                params_only: bool = False) -> str:
     params = values.params
 
     def substitute(found: re.Match[str]) -> str:
@@ -102,6 +106,8 @@ def render_text(element: str, where: str, values: TemplateValues) -> str:
                 f"{where} has {found.group(0)!r} — only {{{{ params.NAME }}}}, "
                 "{{ steps.ID.outputs.KEY }} and {{ matrix.KEY }} can be templated"
             )
+        if params_only and ref.kind != "params":
+            return found.group(0)
         if ref.kind == "steps":
             step_outputs = values.outputs.get(ref.name, {})
             if ref.key not in step_outputs:

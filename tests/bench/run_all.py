@@ -11,6 +11,7 @@ import time
 
 import bench_attach
 import bench_audit
+import bench_fleet
 import bench_flood
 import bench_loading
 import bench_scheduler
@@ -26,6 +27,7 @@ BENCHMARKS = [
     ("under a flood", bench_flood.run),
     ("attaching over the socket", bench_attach.run),
     ("runs in a host, viewers attached", bench_viewers.run),
+    ("steps on 50 hosts", bench_fleet.run),
 ]
 
 

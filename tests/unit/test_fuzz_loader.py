@@ -35,7 +35,8 @@ approval = st.fixed_dictionaries({}, optional={
 step = st.fixed_dictionaries({"run": st.one_of(
     st.text(max_size=20),
     st.lists(st.sampled_from(["echo", "{{ params.version }}", "{{ params.nope }}", "{{ x }}",
-                              "${secret:TOKEN}", ""]), max_size=3),
+                              "${secret:TOKEN}", "", "{{ steps.build.outputs.image }}",
+                              "{{ matrix.region }}", "{{ steps.x.outputs }}"]), max_size=3),
 )}, optional={
     "needs": st.lists(step_ids, max_size=3),
     "env": st.dictionaries(st.sampled_from(["A", "B", "1X"]),
@@ -47,6 +48,15 @@ step = st.fixed_dictionaries({"run": st.one_of(
     "if": st.sampled_from(["success", "failure", "always", "alway"]),
     "tags": st.lists(st.sampled_from(["prod", "db"]), max_size=2),
     "approval": approval,
+    "outputs": st.one_of(st.lists(st.sampled_from(["image", "1bad", "count"]), max_size=2),
+                         st.dictionaries(st.sampled_from(["image", "x-y"]),
+                                         st.fixed_dictionaries({}, optional={
+                                             "secret": st.booleans(), "other": st.just(1)}))),
+    "matrix": st.dictionaries(st.sampled_from(["region", "Tier", "exclude", "include"]),
+                              st.lists(st.one_of(st.sampled_from(["eu", "us west", ""]),
+                                                 st.integers(0, 3),
+                                                 st.fixed_dictionaries({"region": st.just("eu")})),
+                                       max_size=3), max_size=3),
 })
 param = st.fixed_dictionaries({"type": st.sampled_from(["string", "int", "bool", "choice", "x"])},
                               optional={"default": st.one_of(st.text(max_size=5), st.integers(),

@@ -110,7 +110,7 @@ def test_every_inventory_mistake_is_named_at_its_place(tmp_path: Path) -> None:
     assert "steps.check.on[1]: no host named `web-9`" in text
     assert 'steps.check.on[2]: no host named `web` — `web` is a group: write on = "@web"' in text
     assert "steps.check.on[3]: host `web-01` is listed twice" in text
-    assert "steps.alone.strategy: `strategy` without `on`" in text
+    assert "steps.alone.strategy: `strategy` without `on` or `matrix`" in text
     assert "hosts.toml:14:1: hosts.db-01: host `db-01` is in no group — add groups" in text
 
 

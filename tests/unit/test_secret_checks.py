@@ -121,7 +121,7 @@ def test_a_param_marked_secret_false_may_be_templated(tmp_path: Path) -> None:
 
 
 def test_the_shipped_examples_still_validate() -> None:
-    examples = sorted(WORKFLOWS.glob("*.toml"))
+    examples = sorted(p for p in WORKFLOWS.glob("*.toml") if p.name != "hosts.toml")
     assert examples
     done = validate(*examples)
     assert done.returncode == 0, done.stderr
