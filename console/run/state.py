@@ -101,6 +101,8 @@ class StepState:
     host_key: str | None = None
     wave: tuple[int, int] | None = None  # a step on many hosts: its current wave, of all
     outputs: dict[str, str] = field(default_factory=dict)  # secret ones as "***"
+    # A step run as instances: how many of them have each status ("succeeded": 8, ...).
+    instance_counts: dict[str, int] | None = None
     matrix: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -178,8 +180,21 @@ class RunState:
 
     def apply(self, event: Event) -> None:
         handler = _HANDLERS.get(type(event))
-        if handler is not None:
+        if handler is None:
+            return
+        unit = event.step
+        parts = split_instance(unit) if unit else None
+        if parts is None or unit is None:
             handler(self, event)
+            return
+        before = self.step(unit).status
+        handler(self, event)
+        after = self.step(unit).status
+        if before != after:
+            counts = self.step(parts[0]).instance_counts
+            if counts is not None:
+                counts[before] = counts.get(before, 0) - 1
+                counts[after] = counts.get(after, 0) + 1
 
 
 def _run_started(state: RunState, e: RunStarted) -> None:
@@ -199,6 +214,8 @@ def _run_started(state: RunState, e: RunStarted) -> None:
         sid: {key: StepState(id=instance_id(sid, key)) for key in keys}
         for sid, keys in (e.instances or {}).items()
     }
+    for sid, keys in (e.instances or {}).items():
+        state.step(sid).instance_counts = {"pending": len(keys)}
 
 
 def _run_finished(state: RunState, e: RunFinished) -> None:

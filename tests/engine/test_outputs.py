@@ -225,3 +225,28 @@ def test_a_secret_output_never_reaches_a_log_the_audit_or_ps(tmp_path: Path) -> 
     use_log = Path(_of(recs, "step.finished", "use")[0]["data"]["log_path"]).read_text()
     assert use_log == "using ***\n"
     assert token not in (run.stdout.read() if run.stdout else "")
+
+
+def test_the_fold_counts_a_group_step_s_instances_by_status(tmp_path: Path) -> None:
+    from console.events import event_from_json
+    from console.run.state import RunState
+
+    done, recs = _run(tmp_path, """
+        [workflow]
+        name = "counts"
+        [steps.deploy]
+        run = '[ "$MATRIX_N" != 3 ] || exit 1'
+        matrix = { n = [1, 2, 3, 4] }
+        strategy = { max_failures = 1 }
+        """)
+    assert done.returncode == 0, done.stderr
+    state = RunState()
+    seen = []
+    for record in recs:
+        state.apply(event_from_json(record))
+        counts = state.steps["deploy"].instance_counts
+        assert counts is not None and sum(counts.values()) == 4
+        seen.append({k: v for k, v in counts.items() if v})
+    assert seen[0] == {"pending": 4}
+    assert seen[-1] == {"succeeded": 3, "failed": 1}
+    assert any(c.get("running") for c in seen)
