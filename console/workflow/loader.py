@@ -94,20 +94,12 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
     policy_problems: list[Problem] = []
     names: dict[str, tuple[FileProblems, int]] = {}
     for index, entry in enumerate(_policy_entries(data)):
-        policy_path = Path(os.path.abspath(source.path.parent / entry))
-        shown_path = os.path.normpath(os.path.join(os.path.dirname(shown), entry))
-        try:
-            policy_source = _read(policy_path, shown_path, referenced_from=entry)
-            policy_data = _parse(policy_source)
-        except _Unusable as exc:
-            for problem in exc.problems:
-                if problem.position is None:  # missing or unreadable: say so where it is named
-                    workflow_problems.add(("workflow", "policies", index),
-                                          f"shared policy file {shown_path}: {problem.what}",
-                                          problem.fix, at_value=True)
-                else:
-                    policy_problems.append(problem)
+        found = _read_referenced(source, shown, entry, ("workflow", "policies", index),
+                                 "shared policy file", workflow_problems, policy_problems)
+        if found is None:
             continue
+        policy_source, policy_data = found
+        policy_path = policy_source.path
         hashes.setdefault(str(policy_path), hashlib.sha256(policy_source.raw).hexdigest())
         rules += _load_policy_file(policy_source, policy_data, names, policy_problems)
     if model is not None:
@@ -138,31 +130,43 @@ def _load_hosts(source: _Source, shown: str, data: dict[str, Any], model: Workfl
     meta = _dict(data.get("workflow"))
     entry = meta.get("inventory")
     check_host_tables(data, out)
-    if isinstance(entry, str):
-        shared_path = Path(os.path.abspath(source.path.parent / entry))
-        shown_path = os.path.normpath(os.path.join(os.path.dirname(shown), entry))
-        try:
-            inventory_source = _read(shared_path, shown_path, referenced_from=entry)
-            inventory_data = _parse(inventory_source)
-        except _Unusable as exc:
-            for problem in exc.problems:
-                if problem.position is None:
-                    out.add(("workflow", "inventory"), f"inventory file {shown_path}: "
-                            f"{problem.what}", problem.fix, at_value=True)
-                else:
-                    problems.append(problem)
-        else:
-            hashes.setdefault(str(shared_path),
-                              hashlib.sha256(inventory_source.raw).hexdigest())
-            inventory_out = FileProblems(inventory_source.shown, inventory_source.text)
-            shared = _validate(InventoryFile, inventory_data, inventory_out)
-            check_host_tables(inventory_data, inventory_out)
-            shared_raw = _dict(inventory_data.get("hosts"))
-            check_duplicate_hosts(own, shared_raw, inventory_out, out)
-            problems += inventory_out.sorted()
+    found = (_read_referenced(source, shown, entry, ("workflow", "inventory"),
+                              "inventory file", out, problems)
+             if isinstance(entry, str) else None)
+    if found is not None:
+        inventory_source, inventory_data = found
+        shared_path = inventory_source.path
+        hashes.setdefault(str(shared_path), hashlib.sha256(inventory_source.raw).hexdigest())
+        inventory_out = FileProblems(inventory_source.shown, inventory_source.text)
+        shared = _validate(InventoryFile, inventory_data, inventory_out)
+        check_host_tables(inventory_data, inventory_out)
+        shared_raw = _dict(inventory_data.get("hosts"))
+        check_duplicate_hosts(own, shared_raw, inventory_out, out)
+        problems += inventory_out.sorted()
     all_hosts = {**shared_raw, **own}
     check_targets(data, all_hosts, raw_groups(shared_raw, own), out)
     return merge_inventory(model, source.path, shared, shared_path), problems
+
+
+def _read_referenced(
+    source: _Source, shown: str, entry: str, named_at: tuple[str | int, ...], kind: str,
+    out: FileProblems, problems: list[Problem],
+) -> tuple[_Source, dict[str, Any]] | None:
+    """A file the workflow names (relative to it), read and parsed; None if it cannot be.
+    A missing or unreadable file is reported where the workflow names it."""
+    path = Path(os.path.abspath(source.path.parent / entry))
+    shown_path = os.path.normpath(os.path.join(os.path.dirname(shown), entry))
+    try:
+        referenced = _read(path, shown_path, referenced_from=entry)
+        return referenced, _parse(referenced)
+    except _Unusable as exc:
+        for problem in exc.problems:
+            if problem.position is None:
+                out.add(named_at, f"{kind} {shown_path}: {problem.what}", problem.fix,
+                        at_value=True)
+            else:
+                problems.append(problem)
+        return None
 
 
 def _dict(value: object) -> dict[str, Any]:
