@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 
 from console.exec._watchdog_main import group_alive, signal_group
-from console.exec.base import EMPTY_SHA256, ExecOutcome, ExecResult, Started, StepCommand
+from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
 from console.exec.step_process import StepProcess
-from console.exec.steplog import StepLog
+from console.exec.steplog import StepLog, attempt_result
 from console.exec.watchdog import Watchdog
 from console.workflow.model import format_duration
 
@@ -150,19 +150,8 @@ class LocalExecutor:
             pid: int | None = None,
             log: StepLog | None = None,
         ) -> ExecResult:
-            if log is not None and log.error is not None and outcome != "cancelled":
-                problem = f"could not write the log {cmd.log_path}: {log.error.strerror}"
-                outcome, error = "error", f"{error}; {problem}" if error else problem
-            return ExecResult(
-                outcome=outcome,
-                exit_code=exit_code,
-                error=error,
-                pid=pid,
-                duration_s=time.monotonic() - started,
-                log_path=cmd.log_path,
-                log_size=log.size if log is not None else 0,
-                log_sha256=log.sha256 if log is not None else EMPTY_SHA256,
-            )
+            return attempt_result(cmd.log_path, started, outcome, error, log, pid=pid,
+                                  exit_code=exit_code)
 
         try:
             log = StepLog(cmd.log_path, cmd.secrets)

@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncssh
 
-from console.exec.base import EMPTY_SHA256, ExecOutcome, ExecResult, Started, StepCommand
+from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
 from console.exec.ssh_connect import Connection, ConnectionPool, HostUnreachable
 from console.exec.ssh_script import BOOTSTRAP, PID_MARKER, WRAPPER_FAILED, payload, wrapper
-from console.exec.steplog import STDERR, STDOUT, StepLog
+from console.exec.steplog import STDERR, STDOUT, StepLog, attempt_result
 from console.workflow.model import format_duration
 
 READ_SIZE = 256 * 1024
@@ -239,12 +239,5 @@ def _reason(exc: BaseException) -> str:
 def _result(cmd: StepCommand, started: float, outcome: ExecOutcome, error: str | None,
             log: StepLog | None, pid: int | None = None,
             exit_code: int | None = None) -> ExecResult:
-    if log is not None and log.error is not None and outcome != "cancelled":
-        problem = f"could not write the log {cmd.log_path}: {log.error.strerror}"
-        outcome, error = "error", f"{error}; {problem}" if error else problem
-    return ExecResult(
-        outcome=outcome, exit_code=exit_code, error=error, pid=pid,
-        duration_s=time.monotonic() - started, log_path=cmd.log_path,
-        log_size=log.size if log is not None else 0,
-        log_sha256=log.sha256 if log is not None else EMPTY_SHA256,
-    )
+    return attempt_result(cmd.log_path, started, outcome, error, log, pid=pid,
+                          exit_code=exit_code)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from console.exec.base import EMPTY_SHA256, ExecOutcome, ExecResult
 from console.exec.masking import StreamMasker
 
 STDOUT, STDERR = 1, 2
@@ -79,3 +81,20 @@ class StepLog:
 def _open_log(path: Path) -> int:
     # Owner-only: step output can hold credentials nobody declared as secrets.
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+
+def attempt_result(
+    log_path: Path, started: float, outcome: ExecOutcome, error: str | None,
+    log: StepLog | None, *, pid: int | None = None, exit_code: int | None = None,
+) -> ExecResult:
+    """How an attempt ended, as every executor reports it: a log that could not be
+    written turns the outcome into an error (unless the attempt was cancelled)."""
+    if log is not None and log.error is not None and outcome != "cancelled":
+        problem = f"could not write the log {log_path}: {log.error.strerror}"
+        outcome, error = "error", f"{error}; {problem}" if error else problem
+    return ExecResult(
+        outcome=outcome, exit_code=exit_code, error=error, pid=pid,
+        duration_s=time.monotonic() - started, log_path=log_path,
+        log_size=log.size if log is not None else 0,
+        log_sha256=log.sha256 if log is not None else EMPTY_SHA256,
+    )
