@@ -157,13 +157,14 @@ def test_a_secret_reaches_the_step_but_no_remote_ps_log_or_audit_line(
     gate = tmp_path / "go"
     path = _workflow(tmp_path, fleet, f"""
         [steps.deploy]
-        run = '''echo "token=$TOKEN"; [ "$TOKEN" = "$EXPECTED" ] || exit 9
+        run = '''echo "token=$TOKEN ${{MACHINE_ONLY:-absent}}"; [ "$TOKEN" = "$EXPECTED" ] || exit 9
                  while [ ! -e {gate} ]; do sleep 0.05; done'''
         on = ["web-04"]
         env = {{ TOKEN = "${{secret:DEPLOY_TOKEN}}", EXPECTED = "${{secret:DEPLOY_TOKEN}}" }}
         """)
     audit = tmp_path / "audit.jsonl"
-    env = console_env(tmp_path, DEPLOY_TOKEN=secret)
+    # This machine's environment never reaches a host: only the step's own does.
+    env = console_env(tmp_path, DEPLOY_TOKEN=secret, MACHINE_ONLY="leaked")
     run = console_process("run", str(path), "--no-tui", "--audit", str(audit), env=env)
     wait_record = wait_for_record(audit, "step.started", "deploy[web-04]")
     assert wait_record["data"]["host"] == "web-04"
@@ -173,6 +174,6 @@ def test_a_secret_reaches_the_step_but_no_remote_ps_log_or_audit_line(
     gate.touch()
     assert run.wait(60) == 0
     log = Path(_of(records(audit), "step.finished", "deploy[web-04]")[0]["data"]["log_path"])
-    assert log.read_text() == "token=***\n"
+    assert log.read_text() == "token=*** absent\n"
     assert secret not in audit.read_text()
     assert secret not in (run.stdout.read() if run.stdout else "")
