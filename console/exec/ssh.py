@@ -23,7 +23,7 @@ import asyncssh
 
 from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
 from console.exec.ssh_connect import Connection, ConnectionPool, HostUnreachable
-from console.exec.ssh_script import BOOTSTRAP, PID_MARKER, WRAPPER_FAILED, payload, wrapper
+from console.exec.ssh_script import BOOTSTRAP, PID_MARKER, WRAPPER_FAILED, message
 from console.exec.steplog import STDERR, STDOUT, StepLog, attempt_result
 from console.workflow.model import format_duration
 
@@ -97,7 +97,7 @@ class SshExecutor:
                            f"{_reason(exc)} (connection lost?)", log)
         reader = _Output(process, log, connection, host.name, on_started)
         try:
-            process.stdin.write(wrapper(self._grace_s) + payload(cmd, cmd.env))
+            process.stdin.write(message(cmd, cmd.env, self._grace_s))
             outcome, error = await self._supervise(cmd, attempt, process, reader)
         except (asyncssh.Error, OSError, BrokenPipeError) as exc:
             self._pool.forget(host.name)

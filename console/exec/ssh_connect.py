@@ -58,6 +58,9 @@ class ConnectionPool:
     def __init__(self) -> None:
         self._open: dict[str, Connection] = {}
         self._pending: dict[str, asyncio.Task[Connection]] = {}
+        # Each known_hosts file is read once per run, not once per host (50 hosts sharing
+        # one file would otherwise parse it 50 times).
+        self._known: dict[Path, asyncssh.SSHKnownHosts] = {}
 
     def forget(self, name: str) -> None:
         self._open.pop(name, None)
@@ -84,7 +87,9 @@ class ConnectionPool:
 
     async def _connect(self, host: HostTarget) -> Connection:
         known_path = Path(host.known_hosts or os.path.expanduser("~/.ssh/known_hosts"))
-        trusted = _read_known_hosts(known_path, host)
+        trusted = self._known.get(known_path)
+        if trusted is None:
+            trusted = self._known[known_path] = _read_known_hosts(known_path, host)
         client = _Client(self, host.name)
         options: dict[str, Any] = {
             "port": host.port,

@@ -1,11 +1,11 @@
 """What runs on the host: a tiny bootstrap on the command line, everything else on stdin.
 
-The remote command line (all that `ps` on the target shows) is only BOOTSTRAP. It reads a
-length-prefixed wrapper from stdin and runs it; the wrapper reads the length-prefixed
-payload (`cd`, the step's environment as `export` lines, then the step) into an unexported
-variable and pipes it into the step's shell, which runs in a session of its own (`setsid`,
-so its process group can be signalled as one) with stdin from /dev/null. Secrets travel only
-in the payload: never on a command line, never in a file.
+The remote command line (all that `ps` on the target shows) is only BOOTSTRAP. It reads one
+length-prefixed message from stdin and runs it: the wrapper, which holds the payload (`cd`,
+the step's environment as `export` lines, then the step) in an unexported variable and
+pipes it into the step's shell, which runs in a session of its own (`setsid`, so its process
+group can be signalled as one) with stdin from /dev/null. Secrets travel only in that
+message: never on a command line, never in a file.
 
 The step's shell first writes `console-pid PID` on stderr (PID = its process group), which
 the executor takes off the stream. The rest of stdin is a control channel: a line with a
@@ -26,14 +26,14 @@ PID_MARKER = b"console-pid "
 WRAPPER_FAILED = 111
 
 BOOTSTRAP = (
-    "exec sh -c 'IFS= read -r n && w=$(head -c \"$n\"; echo x) && eval \"${w%x}\"'"
+    "exec sh -c 'IFS= read -r n && w=$(head -c \"$n\"; echo x) && eval \"${w%x}\""
+    f" || exit {WRAPPER_FAILED}'"
 )
 
 _WRAPPER = """\
 exec 3<&0
-IFS= read -r n || exit {failed}
-payload=$(head -c "$n"; echo x) || exit {failed}
-printf '%s' "${{payload%x}}" | setsid sh -c 'echo "console-pid $$" >&2; s=$(cat; echo x); \
+payload={payload}
+printf '%s' "$payload" | setsid sh -c 'echo "console-pid $$" >&2; s=$(cat; echo x); \
 exec </dev/null; eval "${{s%x}}"' &
 p=$!
 payload=
@@ -54,11 +54,13 @@ def _framed(text: str) -> bytes:
     return f"{len(data)}\n".encode() + data
 
 
-def wrapper(grace_s: float) -> bytes:
-    return _framed(_WRAPPER.format(failed=WRAPPER_FAILED, grace=f"{max(grace_s, 0.0):g}"))
+def message(cmd: StepCommand, env: Mapping[str, str], grace_s: float) -> bytes:
+    """What the bootstrap reads: the wrapper, the step's payload quoted inside it."""
+    return _framed(_WRAPPER.format(payload=shlex.quote(payload(cmd, env)),
+                                   grace=f"{max(grace_s, 0.0):g}"))
 
 
-def payload(cmd: StepCommand, env: Mapping[str, str]) -> bytes:
+def payload(cmd: StepCommand, env: Mapping[str, str]) -> str:
     """The step as its shell on the host runs it: where, with what, what."""
     lines = []
     if cmd.remote_cwd:
@@ -69,4 +71,4 @@ def payload(cmd: StepCommand, env: Mapping[str, str]) -> bytes:
     else:
         assert cmd.script is not None
         lines.append(cmd.script)
-    return _framed("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
