@@ -46,6 +46,7 @@ from console.textsafe import terminal_safe
 PROTOCOL = 1
 MAX_REQUEST_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 60.0
+MAX_CONNECTIONS_PER_UID = 8
 WATCH_TIMEOUT_S = 10.0
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "LD_LIBRARY_PATH", "PYTHONPATH")
 
@@ -69,6 +70,7 @@ class Service:
         self.keeper = keeper
         self._watches: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+        self._connections: dict[int, int] = {}
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -100,8 +102,19 @@ class Service:
     async def _serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        peer = peer_credentials(writer.get_extra_info("socket"))
+        held = self._connections.get(peer.uid, 0)
+        if held >= MAX_CONNECTIONS_PER_UID:
+            busy = {"ok": False, "error": "busy", "message": (
+                f"uid {peer.uid} already has {held} connections open to the service "
+                f"(limit {MAX_CONNECTIONS_PER_UID}); close one and try again")}
+            writer.write(json.dumps(busy).encode("utf-8") + b"\n")
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            writer.close()
+            return
+        self._connections[peer.uid] = held + 1
         try:
-            peer = peer_credentials(writer.get_extra_info("socket"))
             while True:
                 try:
                     async with asyncio.timeout(IDLE_TIMEOUT_S):
@@ -116,6 +129,9 @@ class Service:
         except (ConnectionError, OSError):
             pass
         finally:
+            self._connections[peer.uid] -= 1
+            if not self._connections[peer.uid]:
+                del self._connections[peer.uid]
             writer.close()
 
     async def _answer(self, uid: int, line: bytes) -> dict[str, Any]:

@@ -30,11 +30,14 @@ def served_runtime_dir() -> Path | None:
 
 
 def reachable(path: Path) -> bool:
-    """True if something listens on the service socket `path` and lets us connect."""
+    """True if something listens on the service socket `path`. A socket we may not connect
+    to counts: the service is there, and `ask` says who may use it."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(2.0)
         try:
             sock.connect(str(path))
+        except PermissionError:
+            return True
         except OSError:
             return False
     return True
@@ -61,6 +64,13 @@ def ask(config: ServeConfig, request: Mapping[str, Any],
         except TimeoutError:
             raise ServiceError(f"console serve on {path} did not answer within "
                                f"{timeout_s:g}s") from None
+        except PermissionError:
+            raise ServiceError(
+                f"you may not connect to console serve on {path}: only members of "
+                + ", ".join(f"@{g}" for g in config.groups)
+                + " may submit runs (an admin adds you: usermod -aG GROUP USER, then log in "
+                "again); --local runs as yourself"
+            ) from None
         except OSError as exc:
             raise ServiceError(
                 f"cannot reach console serve on {path}: {exc.strerror or exc} "

@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class HeadKeeper:
         self.seen: dict[int, str] = {}
         self.watching: set[str] = set()
         self._pending_since: dict[int, float] = {}
+        self._offset = 0  # the audit file's bytes up to here are judged
+        self._finished_at: dict[str, int] = {}  # run -> seq of its run.finished, so far
         saved = self._load()
         head = saved.get("head") or [0, ""]
         self.head: tuple[int, str] = (int(head[0]), str(head[1]))
@@ -76,26 +78,26 @@ class HeadKeeper:
 
     def journal(self) -> tuple[int, str]:
         """Judge the lines after the last journaled head, report the ones no run wrote,
-        and journal the new head if it moved. Returns the journaled head."""
-        after = self.head[0]
-        finished_at: dict[str, int] = {}
+        and journal the new head if it moved. Returns the journaled head. Reads only what
+        was appended since the last call (all of it again if the file shrank)."""
         new_head = self.head
         now = time.monotonic()
-        for record in read_records(self.audit_path):
+        for record, end in self._records_since():
             seq, digest, run = record.get("seq"), record.get("hash"), record.get("run")
             if not isinstance(seq, int) or not isinstance(digest, str):
+                self._offset = end
                 continue
+            if seq > self.head[0]:
+                verdict = self._judge(seq, digest, record, now)
+                if verdict == "pending":
+                    break
+                if verdict == "forged" and seq not in self.reported:
+                    self.send(forged_message(seq, digest, self.audit_path), True)
+                    self.reported.add(seq)
+                new_head = (seq, digest)
             if record.get("type") == "run.finished" and isinstance(run, str):
-                finished_at.setdefault(run, seq)
-            if seq <= after:
-                continue
-            verdict = self._judge(seq, digest, record, finished_at, now)
-            if verdict == "pending":
-                break
-            if verdict == "forged" and seq not in self.reported:
-                self.send(forged_message(seq, digest, self.audit_path), True)
-                self.reported.add(seq)
-            new_head = (seq, digest)
+                self._finished_at.setdefault(run, seq)
+            self._offset = end
         if new_head != self.head:
             self.send(head_message(*new_head, self.audit_path), False)
             self.head = new_head
@@ -103,15 +105,33 @@ class HeadKeeper:
         self.seen = {s: h for s, h in self.seen.items() if s > self.head[0]}
         return self.head
 
-    def _judge(
-        self, seq: int, digest: str, record: Mapping[str, Any],
-        finished_at: Mapping[str, int], now: float,
-    ) -> str:
+    def _records_since(self) -> Iterator[tuple[dict[str, Any], int]]:
+        """Each complete line from the last judged one on, parsed, with the offset after it."""
+        try:
+            fd = os.open(self.audit_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        with os.fdopen(fd, "rb") as file:
+            if os.fstat(fd).st_size < self._offset:  # rewritten or cut: judge it all again
+                self._offset, self._finished_at = 0, {}
+            file.seek(self._offset)
+            end = self._offset
+            for line in file:
+                if not line.endswith(b"\n"):
+                    return  # being written: judged next time
+                end += len(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                yield (record if isinstance(record, dict) else {}), end
+
+    def _judge(self, seq: int, digest: str, record: Mapping[str, Any], now: float) -> str:
         run = record.get("run")
         if self.seen.get(seq) == digest or record.get("type") in _UNOWNED_TYPES:
             return "vouched"
         if (seq <= self.restart_seq and isinstance(run, str) and run in self.runs
-                and finished_at.get(run, seq) >= seq):
+                and self._finished_at.get(run, seq) >= seq):
             return "vouched"
         if isinstance(run, str) and run in self.watching:
             first = self._pending_since.setdefault(seq, now)

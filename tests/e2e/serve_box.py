@@ -69,6 +69,7 @@ class ServeBox:
     service: Account
     group: str
     engineers: dict[str, Account]
+    outsider: Account  # a user of the host, not in the group
     token: str
     tag: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -154,7 +155,8 @@ def make_box(accounts: Accounts, python: SharedPython) -> ServeBox:
         "carol": accounts.user("carol", groups=[group, "release"]),
     }
     base = reachable_dir("console-serve-", 0o755)
-    box = ServeBox(base, python, service, group, engineers, f"s3cret-{secrets.token_hex(8)}", tag)
+    box = ServeBox(base, python, service, group, engineers, accounts.user("dave"),
+                   f"s3cret-{secrets.token_hex(8)}", tag)
     etc = base / "etc"
     etc.mkdir(mode=0o755)
     _copy_bluegreen(box)

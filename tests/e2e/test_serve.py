@@ -22,7 +22,7 @@ from tests.e2e.serve_box import ServeBox, make_box
 from tests.e2e.test_attach_users import UserPane, panes  # noqa: F401 (fixture)
 from tests.e2e.test_tmux import pytestmark  # noqa: F401 (skips without tmux)
 from tests.engine.cli_runs import records, wait_for, wait_for_record
-from tests.multiuser import Accounts, SharedPython, needs_other_users, run_as
+from tests.multiuser import Accounts, SharedPython, as_user, needs_other_users, run_as
 
 
 @pytest.fixture
@@ -160,6 +160,10 @@ def test_a_killed_run_host_leaves_the_service_up_and_the_run_resumes_through_it(
     assert status.returncode == 0, status.stderr
     assert "abandoned" in status.stdout
 
+    outsider = box.console_as(box.outsider, "run", gated, "--no-tui")
+    assert outsider.returncode == 1
+    assert f"only members of @{box.group} may submit runs" in outsider.stderr
+
     resumed = submitted(box, "alice", gated, "--resume", run_id)
     wait_for_run_record(box, resumed, "step.reused", "build")
     wait_for_run_record(box, resumed, "gate.opened", "release")
@@ -173,9 +177,16 @@ def test_a_killed_run_host_leaves_the_service_up_and_the_run_resumes_through_it(
 
 @needs_other_users
 def test_killing_the_service_leaves_its_runs_to_finish(box: ServeBox) -> None:
-    bob = box.engineers["bob"]
-    run_id = submitted(box, "alice", str(box.workflows / "gated.toml"))
-    started = wait_for_run_record(box, run_id, "run.started")
+    alice, bob = box.engineers["alice"], box.engineers["bob"]
+    # Headless, the submitter follows the run's events and gets its outcome as exit code.
+    follower = subprocess.Popen(
+        as_user(alice, box.python.console("run", str(box.workflows / "gated.toml"), "--no-tui")),
+        env={**os.environ, **box.env_for(alice)}, cwd="/", text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    box.processes.append(follower)  # type: ignore[arg-type]
+    started = wait_for_record(box.audit, "run.started")
+    run_id = str(started["run"])
     wait_for_run_record(box, run_id, "gate.opened", "release")
     assert box.serve is not None
     box.serve.kill()
@@ -188,6 +199,11 @@ def test_killing_the_service_leaves_its_runs_to_finish(box: ServeBox) -> None:
     assert finished["data"]["outcome"] == "succeeded"  # type: ignore[index]
 
     # Back up, the service vouches for what its run wrote while it was down.
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 0, err
+    assert f"run {run_id} started by console serve" in err
+    assert "release: approved by" in out and "succeeded" in out.splitlines()[-1], out
+
     box.start_serve()
     journaled_head_at(box, int(finished["seq"]))  # type: ignore[call-overload]
     verified = box.console_as(bob, "audit", "verify", str(box.audit), "--against-journal")
