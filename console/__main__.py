@@ -1,5 +1,9 @@
 from __future__ import annotations
 
-from console.cli import main
+from console.startup import starting
 
-raise SystemExit(main())
+starting()  # before the imports: see console/startup.py
+
+from console.cli import run  # noqa: E402
+
+run()

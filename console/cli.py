@@ -9,9 +9,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from console import __version__
 from console.errors import ConsoleError
+from console.startup import exit_now, starting
 from console.textsafe import terminal_safe
 
 EXIT_USAGE = 2
@@ -201,3 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"console: {terminal_safe(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
     return code
+
+
+def run() -> NoReturn:
+    """The `console` program (`python -m console`, the installed script): main(), then an
+    exit that skips the interpreter's teardown (console/startup.py)."""
+    starting()
+    exit_now(main())

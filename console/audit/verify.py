@@ -16,7 +16,6 @@ from typing import Literal
 from console.audit.chain import GENESIS, HASH_LENGTH, inspect_line, inspect_span
 from console.audit.files import FORWARD_CHUNK, io_error
 from console.audit.opening import open_for_reading, writable_warning
-from console.audit.parallel import verify_intact
 
 BadKind = Literal[
     "modified",
@@ -66,7 +65,12 @@ def verify_chain(
         warning = writable_warning(fd, path)
         info = os.fstat(fd)
         identity = (info.st_dev, info.st_ino)
-        intact = verify_intact(path, head, workers, identity=identity) if workers > 1 else None
+        intact = None
+        if workers > 1:
+            # Here, not at the top: multiprocessing is for verifying, not for every run.
+            from console.audit.parallel import verify_intact
+
+            intact = verify_intact(path, head, workers, identity=identity)
         if intact is not None:
             last_seq, last_hash = intact
             report = VerifyReport(

@@ -28,6 +28,7 @@ from console.host.run_host import RunHost
 from console.run.exit_codes import EXIT_CODES
 from console.run.ids import new_run_id
 from console.run.settings import EngineSettings
+from console.startup import settled
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
 
@@ -43,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
         return exc.exit_code
     host = RunHost(loaded, spec.params, [PlainPrinter()], spec.settings(), run_id=spec.run_id,
                    initiator_uid=spec.initiator_uid)
+    settled()
     return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
 
 
@@ -55,6 +57,7 @@ def fork_host(
 
     def host_main(ready_fd: int) -> int:
         host = RunHost(loaded, dict(params), [PlainPrinter()], settings, run_id=run_id)
+        settled()
         return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
 
     started = fork_host_process(run_id, settings, host_main)

@@ -92,9 +92,11 @@ def run_headless(
     loaded: LoadedWorkflow, params: dict[str, str | int | bool], settings: EngineSettings
 ) -> int:
     from console.host.run_host import RunHost
+    from console.startup import settled
 
     engine = RunHost(loaded, params, settings=settings)
     terminal = TerminalGuard()
+    settled()  # what the run needs is imported and built
     if sys.stdout.isatty():
         from rich.console import Console
 

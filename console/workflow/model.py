@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
+import types
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +23,28 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+
+def _no_plugin_discovery() -> None:
+    """Pydantic looks for validation plugins the first time it builds a model: it imports
+    importlib.metadata (email, zipfile, csv) and reads the entry points of every installed
+    distribution, about 20 ms of every start-up. The workflow models use no plugin, so an
+    empty loader stands in for pydantic's (PYDANTIC_DISABLE_PLUGINS would skip only the
+    reading, and every step would inherit it). Nothing changes if pydantic loaded it first.
+    """
+    name = "pydantic.plugin._loader"
+    if name in sys.modules:
+        return
+    loader = types.ModuleType(name, "Stands in for pydantic's plugin loader: no plugins.")
+
+    def get_plugins() -> Iterable[Any]:
+        return ()
+
+    loader.get_plugins = get_plugins  # type: ignore[attr-defined]
+    sys.modules[name] = loader
+
+
+_no_plugin_discovery()
 
 STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -121,7 +146,11 @@ FailureBudget = Annotated[
 class Strict(BaseModel):
     """Base for everything a person writes: unknown keys are errors; values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: each model's validator is built when first used, not at import; loading
+    # a workflow builds the Workflow model's once, with every model it holds inside it.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, defer_build=True
+    )
 
 
 class WorkflowMeta(Strict):
@@ -419,6 +448,7 @@ class Workflow(Strict):
         frozen=True,
         populate_by_name=True,
         json_schema_extra={"title": "console workflow"},
+        defer_build=True,
     )
 
     workflow: WorkflowMeta

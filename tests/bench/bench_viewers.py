@@ -77,7 +77,7 @@ VIEWERS = 3
 SIZE = (80, 24)
 MAX_ATTACH_S = 0.6
 MAX_VIEWERS_RATIO = 1.5
-MAX_FIRST_STEP_S = 0.25
+MAX_FIRST_STEP_S = 0.15  # issue 15 (issue 10 asked 0.25)
 ROOT = "l0-000"
 STATUS_WORDS = ("pending", "waiting", "awaiting approval", "running", "retry", "succeeded",
                 "reused", "failed", "error", "denied", "skipped", "cancelled")

@@ -7,6 +7,10 @@ skips only the terminal write, which costs the same for every app.
 
 MODE first-frame: prints `frame` on stdout at the first frame, then exits. WORKFLOW
 `minimal` is a one-label Textual app (the yardstick); otherwise make_app(WORKFLOW).
+MODE dag-frame: the same, at the first frame with the DAG drawn: the run screen's DagView
+holds the workflow's steps, shows some of them and has a size (the file loaded, the DAG
+laid out and rendered into that frame), the first frame a person can use. For `minimal`,
+the first frame (the label is all there is).
 MODE run: make_app(WORKFLOW, start=True); exits when the run's engine worker ends.
 MODE keys: make_app(WORKFLOW, start=True); every 0.2 s moves the DAG selection (the `l` or `j`
 key, as a Key event sent by the app's driver, the way a terminal's input arrives) and records
@@ -75,6 +79,28 @@ def first_frame(workflow: str) -> None:
     app.run(headless=True, size=SIZE)
 
 
+def dag_frame(workflow: str) -> None:
+    app = _build(workflow, start=False)
+    shown = False
+
+    def dag_drawn() -> bool:
+        screen = getattr(app, "run_screen", None)
+        if screen is None:
+            return True  # the minimal app: its first frame is all of it
+        views = list(screen.query("#dag"))  # mounted once the file has loaded
+        return any(bool(v.steps) and bool(v.shown_steps) and v.size.area > 0 for v in views)
+
+    def on_frame() -> None:
+        nonlocal shown
+        if not shown and dag_drawn():
+            shown = True
+            _say("frame")
+            app.exit()
+
+    _hook_frames(app, on_frame)
+    app.run(headless=True, size=SIZE)
+
+
 def _engine_done(app: App[Any]) -> bool:
     """The run is over and the screen has been handed its last events."""
     screen = getattr(app, "run_screen", None)
@@ -135,4 +161,6 @@ def keys_under_load(workflow: str) -> None:
 
 if __name__ == "__main__":
     mode, workflow = sys.argv[1], sys.argv[2]
-    {"first-frame": first_frame, "run": run_to_end, "keys": keys_under_load}[mode](workflow)
+    modes = {"first-frame": first_frame, "dag-frame": dag_frame, "run": run_to_end,
+             "keys": keys_under_load}
+    modes[mode](workflow)
