@@ -3,8 +3,14 @@
 One JSON line per event; each line's `hash` covers its content and its `prev` is the line
 before's `hash`, so changing, removing or reordering a line breaks the chain at that line.
 Several processes may append to one file: each append takes an exclusive flock, checks the
-file's end (only when another process wrote since this one last did), writes one whole line
-with a single write and releases the lock.
+file's end (only when another process wrote since this one last did), writes its whole
+lines with a single write and releases the lock.
+
+Group commit: a writer may `stage` entries and `commit` them later, all at once: one lock,
+one look at the file's end, one write (and one fsync, if asked) for the lot. The engine
+stages the events of one pass of its loop and commits them at the end of it, and at once
+(with fsync) when an event must be on disk before the engine acts on it. `append` commits
+what is staged, then its own entry.
 """
 
 from __future__ import annotations
@@ -50,25 +56,65 @@ class AuditLog:
         self._known_size = -1
         self._seq = 0
         self._hash = GENESIS
+        self._staged: list[dict[str, Any]] = []
         self._current_fd()
 
     def append(self, entry: Mapping[str, Any], sync: bool = False) -> dict[str, Any]:
-        """Write `entry` (an event's to_json()) as the next line; return the full record.
+        """Write `entry` (an event's to_json()) as the next line, after any staged ones;
+        return its full record.
 
-        With `sync` (or fsync_always) the line is on disk when this returns.
+        With `sync` (or fsync_always) the lines are on disk when this returns.
         """
         body = entry_body(entry)
         with self._lock:
-            fd = self._current_fd()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                self._catch_up(fd)
-                return self._write(fd, body, sync or self.fsync_always)
-            except OSError as exc:
-                self._known_size = -1
-                raise io_error(self.path, exc, "append to") from None
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._staged.append(body)
+            records = self._commit(sync)
+        self.committed(records)
+        return records[-1]
+
+    def stage(self, entry: Mapping[str, Any]) -> None:
+        """Keep `entry` for the next `commit` (or `append`). Its form is checked now."""
+        body = entry_body(entry)
+        with self._lock:
+            self._staged.append(body)
+
+    @property
+    def staged(self) -> int:
+        return len(self._staged)
+
+    def drop_staged(self) -> None:
+        """Forget what is staged (the writer failed: those entries are reported lost)."""
+        with self._lock:
+            self._staged = []
+
+    def commit(self, sync: bool = False) -> list[dict[str, Any]]:
+        """Write every staged entry, in order, as the next lines: one lock and one write.
+        Returns their records. With `sync` (or fsync_always) they are on disk on return.
+
+        On an error, nothing staged was written and nothing stays staged.
+        """
+        with self._lock:
+            if not self._staged:
+                return []
+            records = self._commit(sync)
+        self.committed(records)
+        return records
+
+    def committed(self, records: list[dict[str, Any]]) -> None:
+        """Called with each commit's records once they are written (for subclasses)."""
+
+    def _commit(self, sync: bool) -> list[dict[str, Any]]:
+        bodies, self._staged = self._staged, []
+        fd = self._current_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            self._catch_up(fd)
+            return self._write(fd, bodies, sync or self.fsync_always)
+        except OSError as exc:
+            self._known_size = -1
+            raise io_error(self.path, exc, "append to") from None
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def head(self) -> tuple[int, str]:
         """(SEQ, HASH) of the chain's last line, as of now; (0, GENESIS) for an empty file."""
@@ -87,7 +133,15 @@ class AuditLog:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        """Commit what is staged (an error says so), then close the file."""
+        try:
+            self.commit()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         with self._lock:
+            self._staged = []
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -144,7 +198,7 @@ class AuditLog:
         os.fsync(fd)
         self._known_size = tail.good_end
         recovered = AuditRecoveredTail(run="", moved_to=str(moved_to), torn_bytes=len(torn))
-        self._write(fd, entry_body(recovered.to_json()), sync=True)
+        self._write(fd, [entry_body(recovered.to_json())], sync=True)
 
     def _keep_torn(self, torn: bytes, torn_seq: int) -> Path:
         name = f"{self.path.name}.torn-{torn_seq}"
@@ -159,21 +213,30 @@ class AuditLog:
             os.close(keep)
         return self.path.with_name(candidate)
 
-    def _write(self, fd: int, body: dict[str, Any], sync: bool) -> dict[str, Any]:
-        record, line = seal(body, self._seq + 1, self._hash)
-        written = os.write(fd, line)
-        if written != len(line):
-            # Disk full mid-line: take the partial line back so the file ends on a newline.
+    def _write(self, fd: int, bodies: list[dict[str, Any]], sync: bool) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        lines: list[bytes] = []
+        seq, digest = self._seq, self._hash
+        for body in bodies:
+            seq += 1
+            record, line = seal(body, seq, digest)
+            digest = record["hash"]
+            records.append(record)
+            lines.append(line)
+        data = b"".join(lines)
+        written = os.write(fd, data)
+        if written != len(data):
+            # Disk full mid-write: take the partial lines back so the file ends on a newline.
             os.ftruncate(fd, self._known_size)
             raise AuditError(
-                f"cannot append to {self.path}: only {written} of {len(line)} bytes were "
+                f"cannot append to {self.path}: only {written} of {len(data)} bytes were "
                 "written (is the disk full?)"
             )
         if sync:
             os.fsync(fd)
-        self._seq, self._hash = record["seq"], record["hash"]
+        self._seq, self._hash = seq, digest
         self._known_size += written
-        return record
+        return records
 
 
 def _sync_directory(directory: Path) -> None:

@@ -176,13 +176,12 @@ class RecordFeed:
 
 
 class FeedingAuditLog(AuditLog):
-    """An AuditLog that gives each record it appends to a RecordFeed (after the write)."""
+    """An AuditLog that gives each record it writes to a RecordFeed (after the write)."""
 
     def __init__(self, path: Path | str, feed: RecordFeed, fsync_always: bool = False) -> None:
         super().__init__(path, fsync_always=fsync_always)
         self.feed = feed
 
-    def append(self, entry: Mapping[str, Any], sync: bool = False) -> dict[str, Any]:
-        record = super().append(entry, sync)
-        self.feed.publish(record)
-        return record
+    def committed(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self.feed.publish(record)

@@ -3,12 +3,16 @@
 The audit writer is the one sink the run cannot go on without: when it fails (a full
 disk, an I/O error), the fan-out stops feeding it, remembers every audited event that
 therefore never reached the file, and tells the engine, which stops the run (fail
-closed). Any other sink that raises (a terminal that went away under the live table) is
-dropped and named in `dropped`; the run goes on without it.
+closed). Audited events are committed in groups (console/run/audit_sink.py): at the end
+of the loop's pass that published them, or at once for a durable one; a failed commit
+leaves every event of its group unrecorded. Any other sink that raises (a terminal that
+went away under the live table) is dropped and named in `dropped`; the run goes on
+without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +45,7 @@ class SinkFanout:
         self._on_audit_failure = on_audit_failure
         self.audit_break: AuditBreak | None = None
         self.dropped: list[str] = []
+        self._commit_scheduled = False
 
     def add(self, sink: EventSink) -> None:
         self.sinks.append(sink)
@@ -61,16 +66,49 @@ class SinkFanout:
         for sink in failed:
             self.sinks.remove(sink)
 
+    def commit(self) -> None:
+        """Write the audited events staged so far (the end of a pass of the loop)."""
+        self._commit_scheduled = False
+        if self._audit is not None:
+            self._commit(self._audit, sync=False)
+
     def _record(self, event: Event) -> None:
-        if self._audit is None:
+        audit = self._audit
+        if audit is None:
             if self.audit_break is not None:
                 self.audit_break.unrecorded.append(Unrecorded(event.type, event.step))
             return
         try:
-            self._audit.publish(event)
+            now = audit.stage(event)
+        except Exception as exc:  # an entry the writer cannot take
+            audit.pending.append(event)
+            self._failed(audit, exc)
+            return
+        if now or not self._commit_later():
+            self._commit(audit, sync=event.durable)
+
+    def _commit_later(self) -> bool:
+        if self._commit_scheduled:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False  # no loop to end a pass: write now
+        loop.call_soon(self.commit)
+        self._commit_scheduled = True
+        return True
+
+    def _commit(self, audit: AuditSink, sync: bool) -> None:
+        try:
+            audit.commit(sync)
         except Exception as exc:  # AuditError, or any OSError the writer let through
-            path = str(self._audit.log.path)
-            self._audit = None
-            self.audit_break = AuditBreak(path, str(exc), [Unrecorded(event.type, event.step)])
-            self._on_audit_failure(self.audit_break)
+            self._failed(audit, exc)
+
+    def _failed(self, audit: AuditSink, exc: Exception) -> None:
+        lost = [Unrecorded(e.type, e.step) for e in audit.pending]
+        audit.pending.clear()
+        audit.log.drop_staged()
+        self._audit = None
+        self.audit_break = AuditBreak(str(audit.log.path), str(exc), lost)
+        self._on_audit_failure(self.audit_break)
 
