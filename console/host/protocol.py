@@ -147,6 +147,10 @@ class RunProtocol:
             await self._replay(viewer)
             if not viewer.dropped and not viewer.finished:
                 await self._live(viewer, subscription)
+            if subscription.overflowed:
+                # Dropped by the feed, whose own call to `_drop` may not have run yet: the
+                # viewer is told it fell behind, never that the stream ended.
+                self._drop(viewer, "fell behind")
             if viewer.dropped:
                 return
             if subscription.stopped is not None and not viewer.finished:
