@@ -299,7 +299,7 @@ def _settings_maker(given: EngineSettings | SettingsFor | None, config: Config,
     """The run settings, once the workflow is loaded (its `[workflow] audit` counts)."""
 
     def make(loaded: LoadedWorkflow) -> EngineSettings:
-        from console.run.engine import EngineSettings
+        from console.run.settings import EngineSettings  # not the engine: a viewer needs none
 
         if callable(given):
             settings = given(loaded)

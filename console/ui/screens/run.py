@@ -14,18 +14,19 @@ import dataclasses
 import inspect
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
 
 from console.errors import ConsoleError
 from console.run.exit_codes import EXIT_CODES
+from console.startup import settled
 from console.ui.run_actions import RunActions
 from console.ui.run_options import AttachTo, Clock, RunFactory, RunOptions, SettingsFor
 from console.ui.screens.workflow import WorkflowScreen
 
 if TYPE_CHECKING:
-    from console.events import RunOutcome
+    from console.events import Event, RunOutcome
     from console.host.handle import RunHandle
     from console.ui.bridge import EventBridge
     from console.ui.screens.params import ParamValues
@@ -62,12 +63,28 @@ class RunScreen(WorkflowScreen):
         self._changed_during_run = False
         self.quit_after_run = False
         self.actions = RunActions(self)
+        self._following = False
+        self._held: list[Event] = []  # an attached run's events that came before its DAG
+
+    @on(events.Mount)
+    def _follow_at_once(self) -> None:
+        # An attached run is followed at once, while its file loads: the hello and the
+        # replay cost the run's host, not this process. Its events wait for the DAG.
+        if self.options.attach is not None and self.loaded is None:
+            self._following = True
+            self._follow(self.options.attach)
 
     # --- the workflow, as it concerns the run --------------------------------------------
 
     async def workflow_ready(self, loaded: LoadedWorkflow) -> bool:
         first = await super().workflow_ready(loaded)
-        if self.options.attach is not None and first:
+        if first:
+            settled()  # the UI, the workflow and its DAG are built: start-up is over
+        if self._held:
+            held, self._held = self._held, []
+            self.apply_events(held)
+        if self.options.attach is not None and first and not self._following:
+            self._following = True
             self._follow(self.options.attach)
         # A file fixed after failing to load waits for `s`: its run was not started blind.
         elif self.options.start and first:
@@ -126,13 +143,19 @@ class RunScreen(WorkflowScreen):
     async def _consume(self, handle: RunHandle) -> RunOutcome:
         from console.ui.bridge import EventBridge
 
-        bridge = self.bridge = EventBridge(self.apply_events)
+        bridge = self.bridge = EventBridge(self._apply_or_hold)
         try:
             async for event in handle.events():
                 bridge.publish(event)
             return await handle.wait()
         finally:
             bridge.close()
+
+    def _apply_or_hold(self, batch: list[Event]) -> None:
+        if self.loaded is None:
+            self._held.extend(batch)
+        else:
+            self.apply_events(batch)
 
     def hosted_elsewhere(self) -> bool:
         """The run lives in a host process of its own: leaving the UI leaves it running."""
