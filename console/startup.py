@@ -11,7 +11,8 @@ its last, kept small.
   handlers run, stdout and stderr are flushed, and then the process exits. The console
   writes its files with os.write and closes them itself (the audit trail is fsynced), so
   there is no buffered file left to lose. If a thread other than a daemon is still alive,
-  it exits the ordinary way, which waits for it.
+  or a profiler or debugger is attached (`python -m cProfile -m console`), it exits the
+  ordinary way.
 
 Only the program uses these (`python -m console`, the `console` script); code that
 imports the package, tests included, keeps Python's defaults.
@@ -54,8 +55,9 @@ def settled() -> None:
 def exit_now(code: int) -> NoReturn:
     """End the program with `code`, skipping the interpreter's teardown (see the module)."""
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
-    if any(t.is_alive() and not t.daemon for t in others):
-        sys.exit(code)
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if watched or any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)  # a profiler or debugger reports at the ordinary exit
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         # A terminal or pipe that went away: nothing more can reach it.
