@@ -15,10 +15,10 @@ from typing import Any
 
 from console.audit.chain import format_head, parse_head
 from console.audit.reading import last_records, read_head
-from console.audit.summary import describe_record
 from console.audit.verify import verify_chain
 from console.config import audit_path
 from console.errors import UsageError
+from console.present import record_line
 from console.textsafe import terminal_safe, terminal_safe_json
 
 
@@ -91,4 +91,4 @@ def _show(record: Mapping[str, Any], line: bytes, *, as_json: bool, with_run: bo
     if as_json:
         sys.stdout.write(terminal_safe_json(line.decode("utf-8", "replace")) + "\n")
     else:
-        sys.stdout.write(terminal_safe(describe_record(record, with_run=with_run)) + "\n")
+        sys.stdout.write(record_line(record, with_run=with_run) + "\n")

@@ -15,7 +15,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from console.commands.printer import STATUS_WORDS, describe
 from console.events import (
     ApprovalGiven,
     ApprovalRefused,
@@ -33,6 +32,7 @@ from console.events import (
     StepFinished,
     parse_ts,
 )
+from console.present import STATUS_WORDS, duration, printed_line
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 
@@ -98,7 +98,7 @@ class LivePrinter:
         if isinstance(event, _NOTABLE) and not (
             isinstance(event, StepFinished) and event.outcome == "succeeded"
         ):
-            line = describe(event)
+            line = printed_line(event)
             if line:
                 self.console.print(line, markup=False, highlight=False)
         self.live.update(self._table())
@@ -137,10 +137,10 @@ def _attempt(step: StepState) -> str:
 
 def _duration(step: StepState) -> str:
     if step.duration_s is not None:
-        return f"{step.duration_s:.1f}s"
+        return duration(step.duration_s)
     if step.started_ts and step.status == "running":
         elapsed = datetime.now(parse_ts(step.started_ts).tzinfo) - parse_ts(step.started_ts)
-        return f"{elapsed.total_seconds():.0f}s"
+        return duration(elapsed.total_seconds())
     return ""
 
 

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from console import paths
-from console.commands.printer import short_why
 from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError
 from console.events import parse_ts
 from console.host.serve_paths import served_paths
+from console.present import duration, short_why
 from console.run.history import (
     RunView,
     all_views,
@@ -45,7 +45,6 @@ from console.run.history import (
     view_run,
 )
 from console.textsafe import terminal_safe
-from console.workflow.model import format_duration
 
 DEFAULT_WIDTH = 80
 # The narrowest a truncated WORKFLOW or USER cell gets (its header still fits).
@@ -285,7 +284,7 @@ def _step_duration(step: Mapping[str, Any], now: datetime) -> str:
             return "-"
     if not isinstance(seconds, int | float):
         return "-"
-    return f"{seconds:.1f}s" if seconds < 60 else format_duration(float(seconds))
+    return duration(float(seconds))
 
 
 def _step_reason(step: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:

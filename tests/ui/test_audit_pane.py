@@ -128,12 +128,12 @@ async def test_rows_summaries_and_the_verified_chain(tmp_path: Path) -> None:
         await until(pilot, settled(app, 5))
         rows = table_rows(app)
         assert rows[0][:4] == ["10:15:00", "alice", "run.started", ""]
-        assert rows[0][4] == "payments-deploy by alice@build-01, 3 steps"
-        assert rows[1][4] == "attempt 1/3: make build VERSION=1.4.2"
-        assert rows[2][4] == "succeeded exit 0 in 2.5s"
-        assert rows[3][4] == "needs 2 approval(s) from @sre"
+        assert rows[0][4].startswith("payments-deploy started by alice@build-01, 3 steps")
+        assert rows[1][4] == "started, attempt 1/3, pid 4243: make build VERSION=1.4.2"
+        assert rows[2][4] == "succeeded after 2.5s, log /tmp/runs/x/build.1.log"
+        assert rows[3][4].startswith("awaiting approval: needs 2 approval(s) from @sre")
         assert rows[4][:5] == ["10:15:09", "bob", "approval.given", "migrate",
-                               "1/2 approvals: schema reviewed"]
+                               "approved by bob (1/2): schema reviewed"]
         pane = app.query_one(AuditPane)
         assert pane.border_title == "Audit · verified to seq 5"
         assert not pane.has_class("-broken")
@@ -150,7 +150,7 @@ async def test_the_summary_column_takes_the_room_left_and_cuts_with_an_ellipsis(
         await until(pilot, settled(app, 5))
         summary = table_rows(app)[0][4]
         assert summary.endswith("…")
-        assert "payments-deploy by alice@build-01, 3 steps".startswith(summary[:-1])
+        assert "payments-deploy started by alice@build-01, 3 steps".startswith(summary[:-1])
         table: DataTable[str] = app.query_one(DataTable)
         assert table.virtual_size.width <= table.scrollable_content_region.width
 
@@ -214,7 +214,7 @@ async def test_a_record_appended_by_another_process_appears_live(tmp_path: Path)
         )
         await until(pilot, lambda: len(table_rows(app)) == 6)
         assert table_rows(app)[-1][1:] == [
-            "carol", "approval.given", "migrate", "2/2 approvals: from terminal two"
+            "carol", "approval.given", "migrate", "approved by carol (2/2): from terminal two"
         ]
         assert [r["seq"] for r in app.arrived] == [6]
         pane = app.query_one(AuditPane)

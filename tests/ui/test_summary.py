@@ -90,14 +90,14 @@ async def test_summary_shows_outcome_counts_timeline_and_head() -> None:
         screen = app.screen
         assert isinstance(screen, SummaryScreen)
         outcome = str(screen.query_one("#summary-outcome", Static).render())
-        assert outcome == f"payments-deploy · run {RUN} · failed in 1m"
+        assert outcome == f"payments-deploy · run {RUN} · failed in 1m00s"
         assert screen.query_one("#summary-outcome").has_class("-bad")
         counts = str(screen.query_one("#summary-counts", Static).render())
         assert counts == "6/6 steps finished: 3 succeeded, 1 failed, 1 denied, 1 skipped"
         assert str(screen.query_one("#summary-head", Static).render()) == HEAD
         rows = screen.query_one(Timeline).render().plain.split("\n")
         assert len(rows) == 7
-        assert rows[0].rstrip().endswith("1m│")
+        assert rows[0].rstrip().endswith("1m00s│")
         build, test, lint, migrate, switch, notify = rows[1:]
         assert build.startswith("build   │█") and "✓ succeeded 12.0s" in build
         assert test.index("█") > build.index("█"), "test starts after build"

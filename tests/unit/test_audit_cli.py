@@ -147,7 +147,8 @@ def test_tail_human_form_json_form_run_filter_and_count(tmp_path: Path) -> None:
     rows = human.stdout.splitlines()
     assert len(rows) == 3
     assert "alice(cli)" in rows[2] and "step.finished" in rows[2] and "build" in rows[2]
-    assert "outcome=failed" in rows[2] and "exit_code=2" in rows[2]
+    # The same words as the headless printer and the audit pane (console/present.py).
+    assert "failed (exit 2) after 1.5s" in rows[2]
     as_json = console("audit", "tail", str(path), "--json", "-n", "2")
     assert [json.loads(line) for line in as_json.stdout.splitlines()] == records[1:]
     assert as_json.stdout.encode() == b"".join(path.read_bytes().splitlines(keepends=True)[1:])

@@ -10,11 +10,11 @@ from typing import Any
 from rich.console import Console
 
 from console.commands.live_view import LivePrinter, steps_table
-from console.commands.printer import describe
 from console.events import Event, GateClosed, GateOpened, RunStarted, event_from_json
 from console.policy.approvals import GateTally
 from console.policy.decision import Decision, RuleOutcome, combine
 from console.policy.identity import Identity, identity_for_uid
+from console.present import printed_line as describe
 from console.run.gates import Gates
 
 ALICE = Identity("alice", 1001, frozenset({"sre"}))

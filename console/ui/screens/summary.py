@@ -19,9 +19,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from console.events import parse_ts
+from console.present import duration, fit
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
-from console.ui.widgets.node_status import describe, short_duration
+from console.ui.widgets.node_status import describe
 
 # Eighths of a cell, for the fractional end of a bar.
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -119,12 +120,12 @@ class Timeline(Widget):
         for step in steps:
             tone = describe(step, end).tone
             style = self.get_component_rich_style(f"timeline--{tone}")
-            out.append(_fit(names[step.id], name_w).ljust(name_w) + " ", self._name_style())
+            out.append(fit(names[step.id], name_w).ljust(name_w) + " ", self._name_style())
             out.append("│", axis)
             drawn = self._step_bar(step, start, total, track_w)
             out.append(drawn.ljust(track_w), style)
             out.append("│ ", axis)
-            out.append(_fit(words[step.id], word_w), style)
+            out.append(fit(words[step.id], word_w), style)
             out.append("\n")
         out.rstrip()
         return out
@@ -147,15 +148,11 @@ class Timeline(Widget):
 
 
 def _axis_label(total: float, width: int) -> str:
-    right = short_duration(total)
+    right = duration(total)
     left = "0s"
     if width < len(left) + len(right) + 2:
         return "─" * width
     return left + "─" * (width - len(left) - len(right)) + right
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def _finished_at(state: RunState) -> datetime:
@@ -169,7 +166,7 @@ def outcome_line(state: RunState) -> str:
     _, total = run_span(state)
     name = state.workflow or "workflow"
     run = state.run_id or "?"
-    return terminal_safe(f"{name} · run {run} · {state.status} in {short_duration(total)}")
+    return terminal_safe(f"{name} · run {run} · {state.status} in {duration(total)}")
 
 
 def counts_line(state: RunState) -> str:

@@ -29,8 +29,9 @@ from textual.worker import Worker, WorkerState
 
 from console.audit.follow import follow
 from console.audit.log import VerifyReport, verify_chain
+from console.present import fit
 from console.textsafe import terminal_safe, terminal_safe_json
-from console.ui.widgets.audit_records import ChainTracker, cells, fit, last_records
+from console.ui.widgets.audit_records import ChainTracker, cells, last_records
 
 MAX_ROWS = 2000
 COLUMN_LABELS = ("time", "actor", "type", "step", "summary")

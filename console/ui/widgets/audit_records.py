@@ -1,4 +1,4 @@
-"""What the audit pane makes of records: one-line summaries, and the chain's state.
+"""What the audit pane makes of records: its row's cells, and the chain's state.
 
 A record holds what others wrote (reasons, user names, step ids, errors): every cell of a
 row is made `terminal_safe`.
@@ -6,8 +6,7 @@ row is made `terminal_safe`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ from typing import Any
 from console.audit import reading
 from console.audit.chain import record_hash
 from console.audit.log import GENESIS, VerifyReport
+from console.present import record_summary
 from console.textsafe import terminal_safe
-
-SUMMARY_WIDTH = 120
 
 
 def cells(record: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
@@ -29,13 +27,8 @@ def cells(record: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
         terminal_safe(user),
         terminal_safe(str(record.get("type", ""))),
         terminal_safe(str(record.get("step") or "")),
-        terminal_safe(summarize(record)),
+        record_summary(record),
     )
-
-
-def fit(text: str, width: int) -> str:
-    """`text` cut to `width` cells' worth of characters, with an ellipsis when cut."""
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def clock(ts: Any) -> str:
@@ -47,118 +40,6 @@ def clock(ts: Any) -> str:
     except ValueError:
         return ts[:8]
     return moment.astimezone().strftime("%H:%M:%S")
-
-
-def summarize(record: Mapping[str, Any]) -> str:
-    """One line saying what the record's data means, for the pane's last column."""
-    data = record.get("data")
-    data = data if isinstance(data, Mapping) else {}
-    describe = _SUMMARIES.get(str(record.get("type", "")), _generic)
-    try:
-        text = describe(data)
-    except (KeyError, TypeError, ValueError):
-        text = _generic(data)
-    text = " ".join(text.split())
-    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
-
-
-def _generic(data: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}={_short(value)}" for key, value in sorted(data.items()))
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def _seconds(value: Any) -> str:
-    seconds = float(value)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def _run_started(d: Mapping[str, Any]) -> str:
-    return f"{d['workflow']} by {d['user']}@{d['host']}, {len(d['steps'])} steps"
-
-
-def _run_finished(d: Mapping[str, Any]) -> str:
-    counts = d.get("counts") or {}
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return f"{d['outcome']} in {_seconds(d['duration_s'])}" + (f" ({parts})" if parts else "")
-
-
-def _step_started(d: Mapping[str, Any]) -> str:
-    command = d["command"]
-    shown = " ".join(command) if isinstance(command, list) else str(command)
-    return f"attempt {d['attempt']}/{d['max_attempts']}: {shown}"
-
-
-def _step_finished(d: Mapping[str, Any]) -> str:
-    text = f"{d['outcome']}"
-    if d.get("exit_code") is not None:
-        text += f" exit {d['exit_code']}"
-    text += f" in {_seconds(d['duration_s'])}"
-    if d.get("error"):
-        text += f": {d['error']}"
-    if d.get("retry_in_s") is not None:
-        text += f"; retry in {_seconds(d['retry_in_s'])}"
-    return text
-
-
-def _gate_evaluated(d: Mapping[str, Any]) -> str:
-    decision = d["decision"]
-    if not isinstance(decision, Mapping):
-        return _generic(d)
-    effect = decision.get("effect") or decision.get("kind") or decision.get("outcome") or ""
-    return str(effect) if effect else _generic(decision)
-
-
-def _gate_opened(d: Mapping[str, Any]) -> str:
-    who = ", ".join(d.get("approvers") or ()) or "anyone allowed"
-    return f"needs {d['approvals_required']} approval(s) from {who}"
-
-
-def _approval_given(d: Mapping[str, Any]) -> str:
-    text = f"{d['approvals']}/{d['approvals_required']} approvals"
-    return text + (f": {d['reason']}" if d.get("reason") else "")
-
-
-def _reason(key: str) -> Callable[[Mapping[str, Any]], str]:
-    return lambda d: str(d[key])
-
-
-_SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "run.started": _run_started,
-    "run.finished": _run_finished,
-    "run.interrupted": lambda d: f"by {d['signal']}",
-    "lock.acquired": lambda d: f"lock {d['name']}",
-    "lock.released": lambda d: f"lock {d['name']}",
-    "step.ready": lambda d: "",
-    "step.reused": lambda d: f"succeeded in run {d['from_run']}",
-    "step.skipped": _reason("reason"),
-    "step.started": _step_started,
-    "step.finished": _step_finished,
-    "step.denied": _reason("reason"),
-    "gate.evaluated": _gate_evaluated,
-    "gate.opened": _gate_opened,
-    "approval.given": _approval_given,
-    "approval.refused": lambda d: (
-        f"{d['action']} refused"
-        + (f" ({d['count']} times)" if d.get("count", 1) > 1 else "")
-        + f": {d['why']}"
-    ),
-    "step.cancelled": _reason("reason"),
-    "run.cleanups_skipped": lambda d: (
-        f"{d['signal']} again: cleanups skipped ({', '.join(d['steps']) or 'none left'})"
-    ),
-    "override.given": lambda d: f"override of {', '.join(d['policies'])}: {d['reason']}",
-    "gate.closed": lambda d: str(d["outcome"]) + (f": {d['reason']}" if d.get("reason") else ""),
-    "cancel.requested": lambda d: f"cancel the {d['target']}",
-    "retry.requested": lambda d: f"retry {', '.join(d['steps'])}",
-    "audit.recovered_tail": lambda d: f"{d['torn_bytes']} torn bytes moved to {d['moved_to']}",
-}
 
 
 class ChainTracker:

@@ -23,6 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console.present import fit
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.dag_layout import (
@@ -41,15 +42,6 @@ if TYPE_CHECKING:
 ViewMode = Literal["graph", "list"]
 AUTO_LIST_ABOVE = 300  # steps: past this the compact list opens first (`g` switches back)
 _TONES = ("pending", "waiting", "running", "ok", "bad", "gate", "muted")
-
-
-def _fit(text: str, width: int) -> str:
-    # Safe first; then the node grid counts a character as a cell, so anything else that
-    # takes no cell (a zero-width space, a soft hyphen) is drawn as a space.
-    text = "".join(ch if ch.isprintable() else " " for ch in terminal_safe(text))
-    if len(text) > width:
-        return text[: max(0, width - 1)] + "…"
-    return text.ljust(width)
 
 
 class DagView(ScrollView, can_focus=True):
@@ -352,17 +344,17 @@ class DagView(ScrollView, can_focus=True):
             border, tone, name_style = border + selected, tone + selected, name_style + selected
         inner = NODE_W - 2
         if line == 0:
-            name = _fit(sid, inner - 3).rstrip()
+            name = fit(sid, inner - 3, pad=True).rstrip()
             fill = "─" * (inner - 2 - len(name))
             return [("╭ ", border), (name, name_style), (" " + fill + "╮", border)]
         if line == PORT:
             left = "┤" if self.layout_data.needs.get(sid) else "│"
             right = "├" if self.layout_data.dependents.get(sid) else "│"
-            body = _fit(f" {look.icon} {look.word}", inner)
+            body = fit(f" {look.icon} {look.word}", inner, pad=True)
             return [(left, border), (body, tone), (right, border)]
         gate = gate_text(state, self.steps.get(sid))
         if gate:
-            gate = _fit(gate, inner - 4).rstrip()
+            gate = fit(gate, inner - 4, pad=True).rstrip()
             fill = "─" * (inner - 3 - len(gate))
             return [("╰─ ", border), (gate, self._style("gate") if sid in self._visible else tone),
                     (" " + fill + "╯", border)]
@@ -378,7 +370,7 @@ class DagView(ScrollView, can_focus=True):
         layer = self.layout_data.slots[sid].layer + 1 if sid in self.layout_data.slots else 0
         gate = gate_text(state, self.steps.get(sid))
         name = terminal_safe(sid).ljust(longest)
-        text = f" {look.icon} {name}  L{layer:<3} {_fit(look.word, 28)} {gate}"
+        text = f" {look.icon} {name}  L{layer:<3} {fit(look.word, 28, pad=True)} {gate}"
         style = self._style(look.tone)
         if sid == self.selected:
             style += self._style("selected")

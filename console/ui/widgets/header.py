@@ -54,7 +54,7 @@ class RunHeader(Static):
 
     def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
         from console.events import parse_ts
-        from console.ui.widgets.node_status import short_duration
+        from console.present import duration
 
         done, total = state.progress
         if state.run_id is None:
@@ -62,7 +62,7 @@ class RunHeader(Static):
         elapsed = "—"
         if state.started_ts is not None:
             end = parse_ts(state.finished_ts) if state.finished_ts else now
-            elapsed = short_duration(max(0.0, (end - parse_ts(state.started_ts)).total_seconds()))
+            elapsed = duration(max(0.0, (end - parse_ts(state.started_ts)).total_seconds()))
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(terminal_safe(workflow), style="bold")
         text.append(terminal_safe(f"  run {state.run_id or '—'}"))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from console.events import parse_ts
+from console.present import duration
 from console.run.state import StepState
 from console.textsafe import terminal_safe
 
@@ -56,16 +57,6 @@ _ICONS = {
 }
 
 
-def short_duration(seconds: float) -> str:
-    """"1.2s" under a minute (tenths matter there), "1m05s" and "2h03m" above."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    # Imported here: the workflow model (pydantic) loads after the first frame.
-    from console.workflow.model import format_duration
-
-    return format_duration(round(seconds))
-
-
 def elapsed_since(ts: str | None, now: datetime) -> float | None:
     if ts is None:
         return None
@@ -84,12 +75,12 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         word = f"awaiting approval {len(step.approvals)}/{step.approvals_required}"
     elif status == "running":
         elapsed = elapsed_since(step.started_ts, now)
-        word = "running" + (f" {short_duration(elapsed)}" if elapsed is not None else "") + attempts
+        word = "running" + (f" {duration(elapsed)}" if elapsed is not None else "") + attempts
     elif status == "retrying":
-        after = f" in {short_duration(step.retry_in_s)}" if step.retry_in_s else ""
+        after = f" in {duration(step.retry_in_s)}" if step.retry_in_s else ""
         word = f"retry {step.attempt + 1}/{step.max_attempts}{after}"
     elif status in ("succeeded", "reused"):
-        took = f" {short_duration(step.duration_s)}" if step.duration_s is not None else ""
+        took = f" {duration(step.duration_s)}" if step.duration_s is not None else ""
         word = ("succeeded" if status == "succeeded" else "reused") + took
     elif status == "failed":
         word = f"failed (exit {step.exit_code})" if step.exit_code is not None else "failed"

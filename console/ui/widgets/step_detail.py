@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
+from console.present import duration
 from console.run.state import StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.log_tail import LogTail
-from console.ui.widgets.node_status import describe, short_duration
+from console.ui.widgets.node_status import describe
 
 # The workflow model (pydantic) loads after the first frame; a step's model exists only then.
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ def render_detail(
     if state.finished_ts:
         parts.append(Text(f"finished {_when(state.finished_ts)}"))
     if state.duration_s is not None:
-        parts.append(Text(f"took     {short_duration(state.duration_s)}"))
+        parts.append(Text(f"took     {duration(state.duration_s)}"))
     if model is not None and model.timeout is not None:
         from console.workflow.model import format_duration
 
