@@ -3,6 +3,7 @@
 ```toml
 theme = "high-contrast"          # what `t` last chose, or --theme's default
 audit = "~/audit/console.jsonl"  # default audit file (a relative path is relative to this file)
+bell = false                     # no terminal bell when a gate waits on you or a step fails
 ```
 Other keys are left alone: `save_theme` rewrites only `theme`.
 """
@@ -30,6 +31,7 @@ class ConfigError(ConsoleError):
 class Config:
     theme: str | None = None
     audit_path: Path | None = None
+    bell: bool = True
     source: Path | None = None  # the file these settings came from, for error messages
 
     @classmethod
@@ -53,7 +55,10 @@ class Config:
             audit_path = Path(audit).expanduser()
             if not audit_path.is_absolute():
                 audit_path = where.parent / audit_path
-        return cls(theme=theme, audit_path=audit_path, source=where)
+        bell = raw.get("bell", True)
+        if not isinstance(bell, bool):
+            raise ConfigError(f"{where}: key 'bell' must be true or false, e.g. bell = false")
+        return cls(theme=theme, audit_path=audit_path, bell=bell, source=where)
 
 
 def audit_path(cli_audit: str | None) -> Path:

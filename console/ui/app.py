@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
 
@@ -28,6 +29,7 @@ from console.ui.run_options import AttachTo
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, RunFactory, RunOptions, RunScreen
 from console.ui.themes import initial_theme, load_themes, next_theme, register_themes
+from console.ui.widgets.notices import Notice, NoticeBoard, Notices
 
 # The engine, the workflow model (pydantic) and the audit pane load after the first frame:
 # the shell paints first, then a worker loads the workflow (see RunScreen).
@@ -47,6 +49,8 @@ LIFELINE_MARGIN_S = 1.0
 SHUTDOWN_S = 5.0
 # How often the app looks whether its terminal is still there.
 TERMINAL_CHECK_S = 1.0
+# How long a notice that stands for no state stays (seconds), by severity.
+NOTICE_S = {"information": 4.0, "warning": 8.0, "error": 12.0}
 
 _KEY_NAMES = {
     "slash": "/",
@@ -99,11 +103,13 @@ class ConsoleApp(App[int]):
         self._caught: tuple[signal.Signals, ...] = ()
         self._hangup_handled = False
         self._exiting = False
+        self.notices = NoticeBoard()
 
     def get_default_screen(self) -> Screen[None]:
         return self.run_screen
 
     def on_mount(self) -> None:
+        self.set_interval(0.5, self._expire_notices)
         if self.is_headless:
             return
         self.lifeline = Lifeline(self._last_resort, self._stop_budget)
@@ -112,6 +118,44 @@ class ConsoleApp(App[int]):
         self.lifeline.watch_signals()
         # SIGHUP may be ignored (nohup) or never sent: look at the terminal now and then too.
         self.set_interval(TERMINAL_CHECK_S, self._check_terminal)
+
+    # --- notices (console/ui/widgets/notices.py): they take rows, never cover ----------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False,
+               key: str | None = None) -> None:
+        """Say something in the notices strip above the footer. With `key` the notice
+        stands for a state and stays until `withdraw(key)`; without, it expires after
+        `timeout` seconds (by default, longer the graver it is). Plain text: `markup` is
+        ignored."""
+        expires = None
+        if key is None:
+            import time
+
+            expires = time.monotonic() + (timeout if timeout is not None
+                                          else NOTICE_S.get(severity, 5.0))
+        self.notices.add(Notice(message, title, severity, key, expires))
+        self.show_notices()
+
+    def withdraw(self, key: str, *, prefix: bool = False) -> None:
+        """The state a notice stood for has ended: take it away."""
+        gone = self.notices.withdraw_where(key) if prefix else self.notices.withdraw(key)
+        if gone:
+            self.show_notices()
+
+    def _expire_notices(self) -> None:
+        # Each tick also brings a screen just returned to up to date (the strip redraws
+        # only when its notices changed).
+        self.notices.expire()
+        self.show_notices()
+
+    def show_notices(self) -> None:
+        try:
+            screen = self.screen
+        except ScreenStackError:  # no screen yet, or the app is closing
+            return
+        for strip in screen.query(Notices):
+            strip.show(self.notices.current())
 
     # --- stopping: signals, a lost terminal, the last resort ----------------------------
 
@@ -379,6 +423,7 @@ def make_app(
         watch=watch,
         blink=blink,
         attach=attach,
+        bell=config.bell,
     )
     return ConsoleApp(options, themes=themes, theme=chosen, remember_theme=remember_theme)
 

@@ -42,3 +42,4 @@ class RunOptions:
     watch: bool = True
     blink: bool = True
     attach: AttachTo | None = None
+    bell: bool = True  # ring when a gate waits on this user or a step fails (config `bell`)

@@ -77,14 +77,14 @@ def terminal(tmp_path: Path) -> Iterator[tuple[Terminal, Path]]:
 
 def test_demo_approved_with_a_then_enter_at_80x24(terminal: tuple[Terminal, Path]) -> None:
     term, tmp_path = terminal
-    term.wait_for("awaiting approval", seconds=40)
+    term.wait_for("Approval needed", seconds=40)
     term.send("a")
     term.wait_for("reason (required)")
     term.send("-l", "ship it")
     term.send("Enter")
     term.wait_for("succeeded in", seconds=40)
     term.send("Escape")
-    term.wait_for("Approve")  # the summary closed: the run screen's footer is back
+    term.wait_for("s Start")  # the summary closed: the run screen's footer is back
     term.send("q")
     exit_file = tmp_path / "exit-code"
     deadline = time.monotonic() + 20

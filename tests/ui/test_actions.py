@@ -231,7 +231,7 @@ async def test_actions_without_a_run_explain_themselves(tmp_path: Path) -> None:
         for key in ("a", "x", "o", "r", "c"):
             await pilot.press(key)
             assert app.screen is app.run_screen
-        messages = [n.message for n in app._notifications]
+        messages = [n.text for n in app.notices]
         assert messages.count("No run is live. Press s to start one.") == 5
 
 

@@ -6,7 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from console.ui.widgets.dag import DagView
-from console.ui.widgets.dag_layout import LINE_CHARS, NODE_W, PITCH_X, build_layout
+from console.ui.widgets.dag_layout import (
+    LINE_CHARS,
+    LR_BOXED,
+    NODE_W,
+    PITCH_X,
+    Geometry,
+    build_layout,
+    choose_geometry,
+    order_steps,
+)
 from console.workflow.loader import load_workflow
 from console.workflow.model import Step
 from tests.ui.conftest import awaiting_story, snapshot_app, write_workflow
@@ -35,9 +44,34 @@ def test_edges_are_box_drawing_and_merge_into_junctions() -> None:
     assert layout.edges[layout.slots["a"].y + 1][first_gap] & 4  # leaves a's right side
 
 
+def test_top_to_bottom_layers_are_rows_and_edges_run_between_them() -> None:
+    layout = build_layout(steps({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}),
+                          Geometry("tb", 20, 2, 2, 1))
+    assert [layout.slots[s].layer for s in "abcd"] == [0, 1, 1, 2]
+    assert [layout.slots[s].y for s in "abcd"] == [0, 3, 3, 6]
+    assert layout.slots["b"].x < layout.slots["c"].x
+    # a sits over the middle of the layer below; the row between them fans out.
+    assert layout.slots["b"].x < layout.slots["a"].x < layout.slots["c"].x
+    fan = "".join(LINE_CHARS[m] for _, m in sorted(layout.edges[2].items()))
+    assert fan.startswith("╭") and fan.endswith("╮") and "┴" in fan
+    assert layout.width == 42 and layout.height == 8
+
+
+def test_the_richest_layout_that_fits_the_window_is_chosen() -> None:
+    order = order_steps(steps({"a": [], "b": ["a"], "c": ["b"], "d": ["c"], "e": ["d"],
+                               "f": ["e"], "g": ["f"], "h": ["g"]}))
+    assert choose_geometry(order, 300, 40, 12) == Geometry("lr", NODE_W, 3, 6, 1)
+    assert choose_geometry(order, 80, 22, 12).node_h == 1  # 8 layers of two rows: 23 rows
+    assert choose_geometry(order, 80, 23, 12).node_h == 2
+    tall = choose_geometry(order, 80, 10, 12)
+    assert tall.flow == "tb" and tall.node_h == 1  # scrolls one way only, the least
+    # A longer name (a group of instances) widens the cards, up to a limit.
+    assert choose_geometry(order, 400, 40, 30).node_w > LR_BOXED.node_w
+
+
 async def test_navigation_follows_layers_and_edges(tmp_path: Path) -> None:
     app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(300, 30)) as pilot:
         dag = app.run_screen.query_one(DagView)
         assert dag.selected == "build" and dag.has_focus
         await pilot.press("l")
@@ -110,6 +144,23 @@ async def test_a_thousand_steps_open_as_a_list_drawing_only_what_is_visible(tmp_
         assert "s0999" in drawn[-1] or any("s0999" in line for line in drawn)
         await pilot.press("g")
         assert dag.mode == "graph"
-        assert dag.virtual_size.width > 1000 * 10
-        await pilot.press("home", "l", "l")
+        assert dag.virtual_size.height > 1000
+        await pilot.press("home", "j", "j")
         assert dag.selected not in (None, "s0000")
+
+
+async def test_at_80x24_layers_flow_down_and_the_keys_follow_the_screen(tmp_path: Path) -> None:
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dag = app.run_screen.dag
+        assert dag.layout_data.flow == "tb"
+        assert dag.layout_data.height <= dag.size.height
+        assert dag.layout_data.width <= dag.size.width
+        await pilot.press("j")
+        assert dag.selected == "lint"  # the nearest below: build sits over the middle
+        await pilot.press("h")
+        assert dag.selected == "test"
+        await pilot.press("down")
+        assert dag.selected == "migrate"
+        await pilot.press("k", "k")
+        assert dag.selected == "build"

@@ -82,7 +82,7 @@ async def test_a_workflow_with_errors_says_so_in_place(tmp_path: Path) -> None:
         for key in ("s", "g", "slash", "escape", "b"):
             await pilot.press(key)
         assert screen.handle is None and screen.loaded is None
-        messages = [n.message for n in app._notifications]
+        messages = [n.text for n in app.notices]
         assert "workflow.toml has errors; fix them first." in messages
         await pilot.press("q")
     assert app.return_value == 1

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from textual.widgets import DataTable
-from textual.widgets._toast import Toast
 
 from console.audit.log import AuditLog
 from console.events import (
@@ -36,6 +35,7 @@ from console.ui.screens.confirm import ConfirmScreen
 from console.ui.screens.params import ParamsScreen
 from console.ui.screens.summary import SummaryScreen
 from console.ui.widgets.audit_pane import AuditEventScreen, AuditPane
+from console.ui.widgets.notices import Notices
 from console.workflow.loader import load_workflow
 from tests.e2e.test_terminal_safety import HOSTILE, SCRIPT, UNSAFE, hostile_trail, toml
 from tests.ui.conftest import settings_in, snapshot_app, ts, wait_for, write_workflow
@@ -148,7 +148,7 @@ async def test_the_approval_dialog_and_a_refusal(tmp_path: Path) -> None:
         assert "[red]x[/red]" in assert_safe(app)
         app.pop_screen()
         screen.show_verdict("deploy", Verdict(False, HOSTILE))
-        await wait_for(pilot, lambda: bool(app.screen.query(Toast)))
+        await wait_for(pilot, lambda: app.screen.query_one(Notices).has_class("-shown"))
         await pilot.pause()
         assert_safe(app)
 

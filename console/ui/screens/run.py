@@ -46,6 +46,8 @@ class RunScreen(WorkflowScreen):
         Binding("r", "retry", "Retry", tooltip="Retry the failed step and its skipped dependents"),
         Binding("c", "cancel", "Cancel", tooltip="Cancel the selected step or the whole run"),
         Binding("s", "start", "Start", tooltip="Start a run (asks for params if needed)"),
+        Binding("e", "next_failed", "Next failed", tooltip="Select the next failed step"),
+        Binding("w", "next_gate", "Next gate", tooltip="Select the next step waiting at a gate"),
         Binding("slash", "filter", "Filter", tooltip="Filter steps by name, tag or status"),
         Binding("g", "toggle_view", "Graph/list", show=False, tooltip="Switch graph and list"),
         Binding("b", "toggle_audit", "Audit", show=False, tooltip="Show or hide the audit pane"),
@@ -53,6 +55,9 @@ class RunScreen(WorkflowScreen):
         Binding("d", "detach", "Detach", show=False,
                 tooltip="Leave an attached run; it goes on in its host"),
     ]
+    # Keys the footer shows only while they do something (every key still answers).
+    CONTEXTUAL_KEYS = frozenset({"approve", "deny", "override", "retry", "cancel", "start",
+                                 "next_failed", "next_gate"})
 
     def __init__(self, options: RunOptions) -> None:
         super().__init__(options)
@@ -245,6 +250,69 @@ class RunScreen(WorkflowScreen):
             self.app.exit(0)
             return True
         return False
+
+    # --- the footer's keys: those that do something now ----------------------------------
+
+    def refresh_views(self, changed: set[str] | None = None) -> None:
+        super().refresh_views(changed)
+        self.update_keys()
+
+    def keys_that_apply(self) -> set[str]:
+        state = self.state
+        live = state.live
+        sid = self.dag.selected if self.query("#dag") else None
+        step = state.steps.get(sid) if sid is not None else None
+        shown: set[str] = set()
+        if live:
+            shown.add("cancel")
+        elif self.loaded is not None and self.options.attach is None and not self.run_busy():
+            shown.add("start")
+        if step is not None and live and step.status == "awaiting_approval":
+            denied = (step.decision or {}).get("effect") == "deny"
+            shown |= {"override", "deny"} if denied else {"approve", "deny"}
+        if step is not None and step.status in ("failed", "error"):
+            shown.add("retry")
+        statuses = {s.status for s in state.steps.values()}
+        if statuses & {"failed", "error"}:
+            shown.add("next_failed")
+        if "awaiting_approval" in statuses:
+            shown.add("next_gate")
+        return shown
+
+    def update_keys(self) -> None:
+        shown = self.keys_that_apply()
+        changed = False
+        for key, bindings in self._bindings.key_to_bindings.items():
+            new = [dataclasses.replace(b, show=b.action in shown)
+                   if b.action in self.CONTEXTUAL_KEYS and b.show != (b.action in shown) else b
+                   for b in bindings]
+            if new != bindings:
+                self._bindings.key_to_bindings[key] = new
+                changed = True
+        if changed:
+            self.refresh_bindings()
+
+    def action_next_failed(self) -> None:
+        self._jump(("failed", "error"), "No step has failed.")
+
+    def action_next_gate(self) -> None:
+        self._jump(("awaiting_approval",), "No step is waiting at a gate.")
+
+    def _jump(self, statuses: tuple[str, ...], none: str) -> None:
+        """Select the next step (after the selected one, layer by layer, round again) in
+        one of `statuses`."""
+        if self.loaded is None:
+            return
+        order = self.dag.order
+        found = [sid for sid in order
+                 if (step := self.state.steps.get(sid)) is not None and step.status in statuses]
+        if not found:
+            self.notify(none, severity="warning")
+            return
+        here = order.index(self.dag.selected) if self.dag.selected in order else -1
+        after = [sid for sid in found if order.index(sid) > here]
+        self.dag.set_selected((after or found)[0], by_person=True)
+        self.dag.focus()
 
     # --- a person's actions on the run (RunActions checks, asks and acts) ----------------
 

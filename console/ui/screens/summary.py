@@ -23,6 +23,7 @@ from console.present import duration, fit
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.node_status import describe
+from console.ui.widgets.notices import Notices
 
 # Eighths of a cell, for the fractional end of a bar.
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -220,6 +221,7 @@ class SummaryScreen(Screen[None]):
             yield Timeline(self.state, id="summary-timeline")
             yield Static("audit head (keep it to prove the trail later):", id="summary-head-label")
             yield Static(Text(terminal_safe(self.audit_head)), id="summary-head")
+        yield Notices(id="notices")
         yield Footer()
 
     def action_close(self) -> None:

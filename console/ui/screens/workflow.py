@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -26,6 +27,7 @@ from textual.widgets import Footer, Input, Static
 from console.errors import ConsoleError, WorkflowError
 from console.textsafe import terminal_safe
 from console.ui.widgets.header import RunHeader
+from console.ui.widgets.notices import Notices
 from console.ui.workflow_source import WorkflowSource
 
 # The screen paints its shell (header, "loading FILE…", footer) before anything else loads:
@@ -72,6 +74,7 @@ class WorkflowScreen(Screen[None]):
         self.verdicts: dict[str, str] = {}
         self.banner_text = ""
         self._last_person_move = -math.inf
+        self._gate_notices: set[str] = set()  # steps whose gate has a notice up
 
     # --- layout ------------------------------------------------------------------------
 
@@ -82,6 +85,7 @@ class WorkflowScreen(Screen[None]):
         # loaded; the filter joins on `/`.
         with Horizontal(id="main"), VerticalScroll(id="placeholder"):
             yield Static(id="placeholder-text")
+        yield Notices(id="notices")
         yield Footer(compact=True)
         yield WorkflowSource(self.options.path, self.options.settings_for,
                              preload=_MOUNTED_ONCE_LOADED, id="source")
@@ -115,11 +119,16 @@ class WorkflowScreen(Screen[None]):
     def source(self) -> WorkflowSource:
         return self.query_one("#source", WorkflowSource)
 
+    def on_resize(self) -> None:
+        # Under 100 columns the keys need the room of the palette's hint (ctrl+p still works).
+        self.query_one(Footer).show_command_palette = self.app.size.width >= 100
+
     async def on_mount(self) -> None:
         # Textual applies breakpoints on resize; a terminal may not send one at start.
         wide = self.app.size.width >= 110
         self.set_class(not wide, "-narrow")
         self.set_class(wide, "-wide")
+        self.on_resize()
         self.set_interval(1.0, self._tick)
         if self.loaded is not None:
             await self.workflow_ready(self.loaded)
@@ -240,9 +249,10 @@ class WorkflowScreen(Screen[None]):
 
     def apply_events(self, batch: list[Event]) -> None:
         """Fold a batch of engine events into the state and redraw once."""
-        from console.events import GateOpened, RunStarted, StepOutput
+        from console.events import GateOpened, RunStarted, StepFinished, StepOutput
 
         opened: list[str] = []
+        failed: list[str] = []
         changed: set[str] | None = set()
         for event in batch:
             self.state.apply(event)
@@ -252,19 +262,56 @@ class WorkflowScreen(Screen[None]):
                 changed.add(event.step)
             if isinstance(event, GateOpened) and event.step is not None:
                 opened.append(event.step)
+            elif (isinstance(event, StepFinished) and event.step is not None
+                  and event.outcome in ("failed", "error") and event.retry_in_s is None):
+                failed.append(event.step)
             elif isinstance(event, RunStarted):
                 from console.ui.widgets.audit_pane import AuditPane
 
                 for pane in self.query(AuditPane):
                     pane.run_id = event.run
         self.refresh_views(changed)
+        self._withdraw_stale_gates()
         for sid in opened:
             self._gate_opened(sid)
+        if failed:
+            self._steps_failed(failed)
         if any(isinstance(e, StepOutput) and e.step == self.dag.selected for e in batch):
             self.detail.refresh_log()
 
+    def _person_is_elsewhere(self) -> bool:
+        """Nobody moved the selection lately: the screen may move it to what needs them."""
+        return time.monotonic() - self._last_person_move > QUIET_BEFORE_AUTOSELECT_S
+
+    def ring(self) -> None:
+        """The terminal bell, unless the config says `bell = false`."""
+        if self.options.bell:
+            self.app.bell()
+
+    def _steps_failed(self, failed: list[str]) -> None:
+        """A step failed for good (no attempt left): select it, say so, ring."""
+        from console.ui.widgets.node_status import describe
+
+        sid = failed[0]
+        if self._person_is_elsewhere():
+            self.dag.set_selected(sid, by_person=False)
+        word = describe(self.state.steps[sid], self.options.clock()).word
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        self.notify(f"{sid} {word}{more}: enter shows its log, e jumps to the next failure, "
+                    "r retries.", title="Step failed", severity="error")
+        self.ring()
+
+    def _withdraw_stale_gates(self) -> None:
+        """A gate's notice lasts as long as the gate: approved, denied, timed out, or the
+        run over, it goes."""
+        for sid in list(self._gate_notices):
+            step = self.state.steps.get(sid)
+            if step is None or step.status != "awaiting_approval" or not self.state.live:
+                self._gate_notices.discard(sid)
+                self.withdraw(f"gate:{sid}")
+
     def _gate_opened(self, sid: str) -> None:
-        if time.monotonic() - self._last_person_move > QUIET_BEFORE_AUTOSELECT_S:
+        if self._person_is_elsewhere():
             self.dag.set_selected(sid, by_person=False)
         import os
 
@@ -274,14 +321,17 @@ class WorkflowScreen(Screen[None]):
         elsewhere = waits_on_others(self.state, sid, os.getuid())
         if elsewhere is not None:
             self.show_banner(elsewhere)
-            self.notify(elsewhere, title="Waiting for someone else", timeout=15)
+            self._gate_notices.add(sid)
+            self.notify(elsewhere, title="Waiting for someone else", key=f"gate:{sid}")
             return
         if (step.decision or {}).get("effect") == "deny":
             hint = "a soft policy denies it: press o to override (reason required)"
         else:
             hint = f"needs {step.approvals_required} approval(s): press a to approve, x to deny"
+        self._gate_notices.add(sid)
         self.notify(f"{sid} is waiting — {hint}", title="Approval needed",
-                    severity="warning", timeout=10)
+                    severity="warning", key=f"gate:{sid}")
+        self.ring()
 
     def show_banner(self, text: str, kind: str = "warning") -> None:
         if not text and not self.banner_text:
@@ -301,17 +351,32 @@ class WorkflowScreen(Screen[None]):
         self._show_detail()
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-               timeout: float | None = None, markup: bool = False) -> None:
-        """A notification as plain text, safe for the terminal: it names steps and runs and
-        quotes errors and refusals, none of which is markup (`markup` is ignored)."""
-        super().notify(terminal_safe(message, multiline=True), title=title, severity=severity,
-                       timeout=timeout, markup=False)
+               timeout: float | None = None, markup: bool = False,
+               key: str | None = None) -> None:
+        """A notice as plain text, safe for the terminal: it names steps and runs and quotes
+        errors and refusals, none of which is markup (`markup` is ignored). With `key` it
+        stands for a state, until `withdraw(key)` (see console/ui/widgets/notices.py)."""
+        text = terminal_safe(message, multiline=True)
+        say: Callable[..., None] = self.app.notify
+        if key is not None and hasattr(self.app, "withdraw"):
+            say(text, title=title, severity=severity, timeout=timeout, key=key)
+            return
+        say(text, title=title, severity=severity, timeout=timeout)
+
+    def withdraw(self, key: str, *, prefix: bool = False) -> None:
+        withdraw = getattr(self.app, "withdraw", None)
+        if callable(withdraw):
+            withdraw(key, prefix=prefix)
 
     # Handlers named by Textual's convention, so the DagView class loads with the workflow.
     def on_dag_view_step_selected(self, event: DagView.StepSelected) -> None:
         if event.by_person:
             self._last_person_move = time.monotonic()
         self._show_detail()
+        self.update_keys()
+
+    def update_keys(self) -> None:
+        """RunScreen shows in the footer the keys that do something now."""
 
     def on_dag_view_step_opened(self, event: DagView.StepOpened) -> None:
         if self.has_class("-narrow"):
@@ -379,4 +444,4 @@ class WorkflowScreen(Screen[None]):
                         severity="warning")
             return
         pane = AuditPane(self.settings.audit_path, self.state.run_id, id="audit")
-        self.mount(pane, before=self.query_one(Footer))
+        self.mount(pane, before=self.query_one(Notices))

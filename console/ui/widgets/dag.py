@@ -28,13 +28,15 @@ from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.dag_layout import (
     LINE_CHARS,
-    NODE_H,
-    NODE_W,
     PORT,
     DagLayout,
-    build_layout,
+    Geometry,
+    Ordering,
+    choose_geometry,
+    order_steps,
+    place,
 )
-from console.ui.widgets.node_status import describe, gate_text, matches_filter
+from console.ui.widgets.node_status import StatusLook, describe, gate_text, matches_filter
 
 if TYPE_CHECKING:
     from console.workflow.model import Step
@@ -105,6 +107,7 @@ class DagView(ScrollView, can_focus=True):
         self.now = datetime.now(UTC)
         self.filter_text = ""
         self.layout_data = DagLayout()
+        self._ordering = Ordering()
         self._order: list[str] = []  # layer by layer, top down: the list view's rows
         self._longest_id = 10  # the list view's name column
         self._visible: list[str] = []
@@ -114,9 +117,10 @@ class DagView(ScrollView, can_focus=True):
 
     def set_workflow(self, steps: Mapping[str, Step]) -> None:
         self.steps = steps
-        self.layout_data = build_layout(steps)
-        self._order = [sid for column in self.layout_data.columns for sid in column]
+        self._ordering = order_steps(steps)
+        self._order = [sid for layer in self._ordering.members for sid in layer if sid in steps]
         self._longest_id = max((len(terminal_safe(sid)) for sid in self._order), default=10)
+        self.layout_data = place(self._ordering, self._geometry())
         if len(steps) > AUTO_LIST_ABOVE:
             self.mode = "list"
         self._refilter()
@@ -124,6 +128,22 @@ class DagView(ScrollView, can_focus=True):
             self.set_selected(self._order[0] if self._order else None, by_person=False)
         self._resize_canvas()
         self.refresh()
+
+    def _geometry(self) -> Geometry:
+        """The richest layout that fits the view (dag_layout.choose_geometry)."""
+        width, height = self.size
+        if width <= 0 or height <= 0:
+            width, height = self.app.size.width, max(1, self.app.size.height - 2)
+        return choose_geometry(self._ordering, width, height, self._longest_id)
+
+    def on_resize(self) -> None:
+        geometry = self._geometry()
+        if geometry != self.layout_data.geometry:
+            self.layout_data = place(self._ordering, geometry)
+            self._resize_canvas()
+            self.scroll_to(0, 0, animate=False, immediate=True)
+            self._scroll_to_selected()
+            self.refresh()
 
     def set_state(
         self, state: RunState, now: datetime, changed: Collection[str] | None = None
@@ -154,8 +174,9 @@ class DagView(ScrollView, can_focus=True):
         for row in range(scroll_y, scroll_y + height):
             for sid in self.layout_data.rows.get(row, ()):
                 slot = self.layout_data.slots[sid]
-                if sid not in seen and slot.x < scroll_x + width and slot.x + NODE_W > scroll_x:
-                    seen[sid] = Region(slot.x - scroll_x, slot.y - scroll_y, NODE_W, NODE_H)
+                node_w, node_h = self.layout_data.node_w, self.layout_data.node_h
+                if sid not in seen and slot.x < scroll_x + width and slot.x + node_w > scroll_x:
+                    seen[sid] = Region(slot.x - scroll_x, slot.y - scroll_y, node_w, node_h)
         return list(seen.items())
 
     def set_filter(self, text: str) -> None:
@@ -176,6 +197,11 @@ class DagView(ScrollView, can_focus=True):
     def toggle_mode(self) -> ViewMode:
         self.mode = "list" if self.mode == "graph" else "graph"
         return self.mode
+
+    @property
+    def order(self) -> list[str]:
+        """Every step, layer by layer, in the order drawn."""
+        return list(self._order)
 
     @property
     def shown_steps(self) -> list[str]:
@@ -220,7 +246,7 @@ class DagView(ScrollView, can_focus=True):
         slot = self.layout_data.slots.get(sid)
         if slot is None:
             return None
-        return Region(slot.x, slot.y, NODE_W, NODE_H)
+        return Region(slot.x, slot.y, self.layout_data.node_w, self.layout_data.node_h)
 
     def _scroll_to_selected(self) -> None:
         region = self._selected_region()
@@ -257,6 +283,8 @@ class DagView(ScrollView, can_focus=True):
             i = rows.index(sid) + (-1 if direction in ("up", "left") else 1)
             return rows[i] if 0 <= i < len(rows) else None
         layout = self.layout_data
+        if layout.flow == "tb":  # the keys follow the screen: layers are rows there
+            direction = {"up": "left", "down": "right", "left": "up", "right": "down"}[direction]
         slot = layout.slots[sid]
         column = layout.columns[slot.layer]
         i = column.index(sid)
@@ -269,7 +297,12 @@ class DagView(ScrollView, can_focus=True):
             return None
         linked = layout.needs[sid] if direction == "left" else layout.dependents[sid]
         near = [s for s in linked if layout.slots[s].layer == k] or linked or layout.columns[k]
-        return min(near, key=lambda s: (abs(layout.slots[s].y - slot.y), layout.slots[s].layer))
+        def distance(s: str) -> tuple[int, int]:
+            there = layout.slots[s]
+            across = there.y - slot.y if layout.flow == "lr" else there.x - slot.x
+            return (abs(across), there.layer)
+
+        return min(near, key=distance)
 
     def on_click(self, event: events.Click) -> None:
         x = event.x + int(self.scroll_x)
@@ -280,7 +313,7 @@ class DagView(ScrollView, can_focus=True):
             return
         for sid in self.layout_data.rows.get(y, []):
             slot = self.layout_data.slots[sid]
-            if slot.x <= x < slot.x + NODE_W:
+            if slot.x <= x < slot.x + self.layout_data.node_w:
                 self.set_selected(sid, by_person=True)
                 if event.chain == 2:
                     self.post_message(self.StepOpened(sid))
@@ -318,12 +351,9 @@ class DagView(ScrollView, can_focus=True):
         for col, mask in self.layout_data.edges.get(row, {}).items():
             if scroll_x <= col < scroll_x + width:
                 put(col, LINE_CHARS[mask], edge)
-        for lane in self.layout_data.lane_rows.get(row, []):
-            if lane.x < scroll_x + width and lane.x + NODE_W > scroll_x:
-                put(lane.x, "─" * NODE_W, edge)
         for sid in self.layout_data.rows.get(row, []):
             slot = self.layout_data.slots[sid]
-            if slot.x >= scroll_x + width or slot.x + NODE_W <= scroll_x:
+            if slot.x >= scroll_x + width or slot.x + self.layout_data.node_w <= scroll_x:
                 continue
             col = slot.x
             for text, style in self._node_row(sid, row - slot.y):
@@ -336,27 +366,34 @@ class DagView(ScrollView, can_focus=True):
         look = describe(state, self.now)
         tone = self._style(look.tone)
         border = tone
-        name_style = self._style("name")
-        if sid not in self._visible:
-            border = tone = name_style = self._style("dim")
+        name_style = gate_style = self._style("name")
+        if sid in self._visible:
+            gate_style = self._style("gate")
+        else:
+            border = tone = name_style = gate_style = self._style("dim")
         if sid == self.selected:
             selected = self._style("selected")
-            border, tone, name_style = border + selected, tone + selected, name_style + selected
-        inner = NODE_W - 2
+            border, tone = border + selected, tone + selected
+            name_style, gate_style = name_style + selected, gate_style + selected
+        gate = gate_text(state, self.steps.get(sid), self.now)
+        geometry = self.layout_data.geometry
+        if geometry.flow == "tb":
+            return _open_card(geometry, sid, look, gate, line, (tone, name_style, gate_style))
+        inner = geometry.node_w - 2
         if line == 0:
-            name = fit(sid, inner - 3, pad=True).rstrip()
+            name = fit(sid, inner - 3)
             fill = "─" * (inner - 2 - len(name))
             return [("╭ ", border), (name, name_style), (" " + fill + "╮", border)]
         if line == PORT:
             left = "┤" if self.layout_data.needs.get(sid) else "│"
             right = "├" if self.layout_data.dependents.get(sid) else "│"
-            body = fit(f" {look.icon} {look.word}", inner, pad=True)
+            # A space always stays before the right border: the word never runs into it.
+            body = fit(f" {look.icon} {look.word}", inner - 1, pad=True) + " "
             return [(left, border), (body, tone), (right, border)]
-        gate = gate_text(state, self.steps.get(sid))
         if gate:
-            gate = fit(gate, inner - 4, pad=True).rstrip()
+            gate = fit(gate, inner - 4)
             fill = "─" * (inner - 3 - len(gate))
-            return [("╰─ ", border), (gate, self._style("gate") if sid in self._visible else tone),
+            return [("╰─ ", border), (gate, gate_style if sid in self._visible else tone),
                     (" " + fill + "╯", border)]
         return [("╰" + "─" * inner + "╯", border)]
 
@@ -368,7 +405,7 @@ class DagView(ScrollView, can_focus=True):
         look = describe(state, self.now)
         longest = self._longest_id
         layer = self.layout_data.slots[sid].layer + 1 if sid in self.layout_data.slots else 0
-        gate = gate_text(state, self.steps.get(sid))
+        gate = gate_text(state, self.steps.get(sid), self.now)
         name = terminal_safe(sid).ljust(longest)
         text = f" {look.icon} {name}  L{layer:<3} {fit(look.word, 28, pad=True)} {gate}"
         style = self._style(look.tone)
@@ -386,3 +423,32 @@ def _segments(chars: list[str], styles: list[Style]) -> list[Segment]:
             out.append(Segment("".join(chars[start:i]), styles[start]))
             start = i
     return out
+
+
+def _open_card(geometry: Geometry, sid: str, look: StatusLook, gate: str, line: int,
+               styles: tuple[Style, Style, Style]) -> list[tuple[str, Style]]:
+    """A card without a box, for layers that flow top to bottom: two rows (the name; the
+    status and the gate) or, when space is short, one (name and a short status)."""
+    tone, name_style, gate_style = styles
+    width = geometry.node_w
+    if geometry.node_h == 1:
+        # The name first; then the status as long as it fits, the deadline giving way first.
+        name = fit(sid, width - 3)
+        room = width - 3 - len(name)
+        options = [f" {look.short} {look.left}" if look.left else "", f" {look.short}", ""]
+        # Short of room the name stays whole: the icon and colour still say the status.
+        rest = next((o for o in options if o and len(o) <= room), "")
+        return [(f" {look.icon} ", tone), (name, name_style),
+                (rest.ljust(width - 3 - len(name)), tone)]
+    if line == 0:
+        return [(f" {look.icon} ", tone), (fit(sid, width - 3, pad=True), name_style)]
+    if look.left is not None:  # a waiting gate: how long it still waits comes first
+        count = look.word.rsplit(" ", 1)[-1]
+        said = f"   awaiting {count}, denied in {look.left}"
+        if len(said) > width:
+            said = f"  awaiting {count} · {look.left} left"
+        return [(fit(said, width, pad=True), gate_style)]
+    word = fit(f"   {look.word}", width)
+    if not gate or len(word) + 3 + len(gate) > width:  # the gate whole, or not at all
+        return [(fit(word, width, pad=True), tone)]
+    return [(word, tone), (fit(f" · {gate}", width - len(word), pad=True), gate_style)]

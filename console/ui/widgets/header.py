@@ -53,22 +53,51 @@ class RunHeader(Static):
         self._draw(text)
 
     def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
+        """Workflow, run state, progress, what waits (a gate's deadline, failures), run id
+        and user@host: on a narrow terminal the last ones give way first."""
         from console.events import parse_ts
         from console.present import duration
+        from console.ui.widgets.node_status import time_left
 
         done, total = state.progress
         if state.run_id is None:
             total = total_steps
-        elapsed = "—"
+        elapsed = ""
         if state.started_ts is not None:
             end = parse_ts(state.finished_ts) if state.finished_ts else now
-            elapsed = duration(max(0.0, (end - parse_ts(state.started_ts)).total_seconds()))
+            elapsed = " " + duration(max(0.0, (end - parse_ts(state.started_ts)).total_seconds()))
+        # (text, style, rank): rank 0 always shows; higher ranks go first when short of room.
+        parts: list[tuple[str, str, int]] = [
+            (terminal_safe(workflow), "bold", 0),
+            (f"{_RUN_WORDS.get(state.status, state.status)}{elapsed}", "", 0),
+            (f"{done}/{total}", "bold", 0),
+        ]
+        left: str | None = None
+        gates = sorted((s.gate_deadline or "~", s.id) for s in state.steps.values()
+                       if s.status == "awaiting_approval")
+        if gates:
+            deadline, sid = gates[0]
+            left = time_left(deadline if deadline != "~" else None, now)
+            left = f"denied in {left}" if left else None
+            more = f" +{len(gates) - 1}" if len(gates) > 1 else ""
+            said = f"◆ {terminal_safe(sid)}{more} " + (left or "waits")
+            parts.append((said, "bold", 0))
+        failed = sum(1 for s in state.steps.values() if s.status in ("failed", "error"))
+        if failed:
+            parts.append((f"✗ {failed} failed", "bold", 1))
+        parts.append((terminal_safe(f"run {state.run_id or '—'}"), "", 2))
+        parts.append((f"{self.user}@{self.host}", "", 3))
+        room = (self.size.width or self.app.size.width - 2)
+        while sum(len(t) + 2 for t, _, _ in parts) - 2 > room and max(r for *_, r in parts):
+            worst = max(r for *_, r in parts)
+            parts = [part for part in parts if part[2] != worst]
+        if sum(len(t) + 2 for t, _, _ in parts) - 2 > room and gates:
+            # Still too long: the gate says only its deadline (the DAG selects the step).
+            parts = [(f"◆ {left}" if t.startswith("◆") and left else t, st, r)
+                     for t, st, r in parts]
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(terminal_safe(workflow), style="bold")
-        text.append(terminal_safe(f"  run {state.run_id or '—'}"))
-        text.append(f"  {self.user}@{self.host}")
-        text.append(f"  {_RUN_WORDS.get(state.status, state.status)} {elapsed}")
-        text.append(f"  {done}/{total}", style="bold")
+        for i, (shown, style, _) in enumerate(parts):
+            text.append(("  " if i else "") + shown, style=style)
         self._draw(text)
 
     def _draw(self, text: Text) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from console.events import parse_ts
-from console.present import duration
+from console.present import countdown, duration
 from console.run.state import StepState
 from console.textsafe import terminal_safe
 
@@ -24,6 +24,8 @@ class StatusLook:
     icon: str
     word: str  # "running 12s", "failed (exit 2)", "awaiting approval 1/2"
     tone: str  # a component class suffix: pending, waiting, running, ok, bad, gate, muted
+    short: str = ""  # the word for a one-row card: "12.1s", "exit 2", "approve 1/2"
+    left: str | None = None  # a waiting gate's time left before it is denied: "29m"
 
 
 _TONES = {
@@ -67,30 +69,50 @@ def describe(step: StepState, now: datetime) -> StatusLook:
     status = step.status
     icon, tone = _ICONS.get(status, "?"), _TONES.get(status, "pending")
     attempts = f" {step.attempt}/{step.max_attempts}" if step.max_attempts > 1 else ""
+    short = ""
     if status == "pending":
         word = "pending"
     elif status == "ready":
-        word = "waiting"
+        word = short = "waiting"
     elif status == "awaiting_approval":
-        word = f"awaiting approval {len(step.approvals)}/{step.approvals_required}"
+        given = f"{len(step.approvals)}/{step.approvals_required}"
+        word, short = f"awaiting approval {given}", f"approve {given}"
+        return StatusLook(icon, word, tone, short, time_left(step.gate_deadline, now))
     elif status == "running":
         elapsed = elapsed_since(step.started_ts, now)
-        word = "running" + (f" {duration(elapsed)}" if elapsed is not None else "") + attempts
+        took = duration(elapsed) if elapsed is not None else ""
+        word = "running" + (f" {took}" if took else "") + attempts
+        short = took + attempts
     elif status == "retrying":
         after = f" in {duration(step.retry_in_s)}" if step.retry_in_s else ""
-        word = f"retry {step.attempt + 1}/{step.max_attempts}{after}"
+        word = short = f"retry {step.attempt + 1}/{step.max_attempts}{after}"
     elif status in ("succeeded", "reused"):
-        took = f" {duration(step.duration_s)}" if step.duration_s is not None else ""
-        word = ("succeeded" if status == "succeeded" else "reused") + took
+        took = duration(step.duration_s) if step.duration_s is not None else ""
+        word = ("succeeded" if status == "succeeded" else "reused") + (f" {took}" if took else "")
+        short = took or status
     elif status == "failed":
         word = f"failed (exit {step.exit_code})" if step.exit_code is not None else "failed"
+        short = f"exit {step.exit_code}" if step.exit_code is not None else "failed"
     elif status == "error":
         word = f"error: {terminal_safe(step.error)}" if step.error else "error"
+        short = "error"
     elif status == "denied":
         word = f"denied: {terminal_safe(step.denied_by)}" if step.denied_by else "denied"
+        short = "denied"
     else:
-        word = terminal_safe(status)
-    return StatusLook(icon, word, tone)
+        word = short = terminal_safe(status)
+    return StatusLook(icon, word, tone, short)
+
+
+def time_left(deadline: str | None, now: datetime) -> str | None:
+    """A gate's deadline as a countdown: "29m" (None without a deadline)."""
+    if deadline is None:
+        return None
+    try:
+        left = (parse_ts(deadline) - now).total_seconds()
+    except ValueError:
+        return None
+    return countdown(left)
 
 
 def rule_names(decision: dict[str, Any] | None, effect: str | None = None) -> list[str]:
@@ -104,10 +126,13 @@ def rule_names(decision: dict[str, Any] | None, effect: str | None = None) -> li
     ]
 
 
-def gate_text(state: StepState, model: Step | None) -> str:
-    """The gate, inline on the node: what it asks for and how far it got."""
+def gate_text(state: StepState, model: Step | None, now: datetime | None = None) -> str:
+    """The gate, inline on the node: what it asks for, how far it got, and while it waits,
+    when it is denied for want of a decision."""
     if state.status == "awaiting_approval":
-        return f"needs {state.approvals_required}, {len(state.approvals)} given"
+        text = f"needs {state.approvals_required}, {len(state.approvals)} given"
+        left = time_left(state.gate_deadline, now) if now is not None else None
+        return text + (f", denied in {left}" if left is not None else "")
     if state.overridden_by is not None:
         return f"overridden by {terminal_safe(state.overridden_by.user)}"
     decision = state.decision
