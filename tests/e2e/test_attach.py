@@ -113,7 +113,7 @@ def _attached_at_the_gate(
     wait_for_record(audit, "gate.opened", "deploy")
     pane, done = _attach_pane(run_id, env, tmp_path)
     panes.append(pane)
-    pane.wait_for("awaiting approval")
+    pane.wait_for("awaiting")
     return run_id, pid, audit, pane, done
 
 
@@ -140,7 +140,7 @@ def test_attach_shows_the_run_and_approves_by_keypress(
     assert (tmp_path / "cleaned").exists()
     assert _console("audit", "verify", str(audit), env=env).returncode == 0
     pane.send("Escape")
-    pane.wait_for("Approve")  # the summary closed: the run screen's footer
+    pane.wait_for("Filter")  # the summary closed: the run screen's footer
     pane.send("q")
     assert wait_for("the viewer to exit", lambda: done.exists() and done.read_text().strip())
     assert wait_for("the host to exit", lambda: not _alive(pid))
@@ -169,7 +169,7 @@ def test_a_host_that_dies_is_said_in_place_and_the_run_resumes(
     viewers = [_attach_pane(run_id, env, tmp_path)[0] for _ in range(2)]
     panes.extend(viewers)
     for pane in viewers:
-        pane.wait_for("awaiting approval")
+        pane.wait_for("awaiting")
     os.kill(pid, signal.SIGKILL)
     for pane in viewers:  # both viewers say the host died, and how to finish the run
         screen = " ".join(pane.wait_for("went away").split())
@@ -216,7 +216,7 @@ def test_without_run_a_picker_lists_the_live_runs_and_enter_attaches(
     screen = pane.wait_for("2 live runs")
     assert first in screen and second in screen and "you may approve" in screen
     pane.send("Enter")
-    pane.wait_for("awaiting approval")
+    pane.wait_for("awaiting")
     pane.send("d")
     assert wait_for("the viewer to exit", lambda: done.exists() and done.read_text().strip()) \
         == "0"
@@ -249,7 +249,7 @@ def test_bluegreen_outlives_its_terminal_and_is_approved_from_a_new_one(
     wait_for_record(audit, "gate.opened", "switch-traffic", seconds=90)
     second, done = _attach_pane(run_id, env, tmp_path)
     panes.append(second)
-    second.wait_for("awaiting approval")
+    second.wait_for("awaiting")
     second.send("a")
     second.wait_for("reason (required)")
     second.send("-l", "green looks healthy")
@@ -261,7 +261,7 @@ def test_bluegreen_outlives_its_terminal_and_is_approved_from_a_new_one(
     assert _console("audit", "verify", str(audit), env=env).returncode == 0
     second.wait_for("succeeded in")
     second.send("Escape")
-    second.wait_for("Approve")
+    second.wait_for("Filter")
     second.send("q")
     assert wait_for("the viewer to exit", lambda: done.exists() and done.read_text().strip())
     assert wait_for("the host to exit", lambda: not _alive(host))

@@ -125,7 +125,7 @@ def test_two_other_users_approve_by_keypress_and_each_sees_the_other(
     first, second = panes
     panes.append(starter)
     for pane in panes:
-        pane.wait_for("awaiting approval")
+        pane.wait_for("awaiting")
     # The starter is told at once that the gate waits for others, and how they approve;
     # `a` says so again instead of asking for a reason it would then refuse.
     told = " ".join(starter.wait_for(f"waits for @{group}").split())
@@ -138,7 +138,7 @@ def test_two_other_users_approve_by_keypress_and_each_sees_the_other(
     first.send("-l", "alice checked")
     first.send("Enter")
     wait_for_record(audit, "approval.given", "release")
-    second.wait_for("1 given", seconds=5)  # the other screen shows it, live
+    second.wait_for("awaiting approval 1/2", seconds=5)  # the other screen shows it, live
 
     second.send("a")
     second.wait_for("reason")

@@ -444,9 +444,10 @@ def _open_card(geometry: Geometry, sid: str, look: StatusLook, gate: str, line: 
         return [(f" {look.icon} ", tone), (fit(sid, width - 3, pad=True), name_style)]
     if look.left is not None:  # a waiting gate: how long it still waits comes first
         count = look.word.rsplit(" ", 1)[-1]
-        said = f"   awaiting {count}, denied in {look.left}"
-        if len(said) > width:
-            said = f"  awaiting {count} · {look.left} left"
+        options = [f"   awaiting approval {count}, denied in {look.left}",
+                   f"   awaiting {count}, denied in {look.left}",
+                   f"  awaiting {count} · {look.left} left"]
+        said = next((o for o in options if len(o) <= width), options[-1])
         return [(fit(said, width, pad=True), gate_style)]
     word = fit(f"   {look.word}", width)
     if not gate or len(word) + 3 + len(gate) > width:  # the gate whole, or not at all

@@ -24,7 +24,7 @@ class StatusLook:
     icon: str
     word: str  # "running 12s", "failed (exit 2)", "awaiting approval 1/2"
     tone: str  # a component class suffix: pending, waiting, running, ok, bad, gate, muted
-    short: str = ""  # the word for a one-row card: "12.1s", "exit 2", "approve 1/2"
+    short: str = ""  # the word for a one-row card: "12.1s", "exit 2", "awaiting 1/2"
     left: str | None = None  # a waiting gate's time left before it is denied: "29m"
 
 
@@ -76,7 +76,7 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         word = short = "waiting"
     elif status == "awaiting_approval":
         given = f"{len(step.approvals)}/{step.approvals_required}"
-        word, short = f"awaiting approval {given}", f"approve {given}"
+        word, short = f"awaiting approval {given}", f"awaiting {given}"
         return StatusLook(icon, word, tone, short, time_left(step.gate_deadline, now))
     elif status == "running":
         elapsed = elapsed_since(step.started_ts, now)

@@ -4,7 +4,7 @@ Textual's toasts float over the screen, where they covered the audit head on the
 the audit rows and the step a person had selected. A notice instead takes its own rows
 (none when there is nothing to say), so it never covers anything. A notice that stands for
 a state ("release waits for your approval") carries a key, and whoever ends that state
-withdraws it; the others expire. The newest few show, newest last.
+withdraws it; the others expire. The newest few show, newest first.
 
 The text is plain (never markup) and made `terminal_safe` by whoever notifies; the
 severity reads as a word too, so it does not rely on colour.
@@ -111,11 +111,14 @@ class Notices(Static):
         if serials == self._shown:
             return
         self._shown = serials
+        # Newest first, each in at most two rows: the latest news is never the part cut off.
+        room = max(20, 2 * (self.app.size.width - 2))
         text = Text(no_wrap=False, overflow="fold")
-        for i, notice in enumerate(notices):
+        for i, notice in enumerate(reversed(notices)):
             if i:
                 text.append("\n")
             style = self.get_component_rich_style(f"notices--{notice.severity}", partial=True)
-            text.append(notice.line(), style=style)
+            line = notice.line()
+            text.append(line if len(line) <= room else line[: room - 1] + "…", style=style)
         self.update(text)
         self.set_class(bool(notices), "-shown")
