@@ -109,7 +109,7 @@ def test_an_engineer_submits_bluegreen_and_a_colleague_approves_by_keypress(
     assert "not in the service's workflow directories" in refused.stderr
 
     # The initiator is refused by separation of duties, by keypress and by the CLI.
-    starter.wait_for("awaiting approval", seconds=30)
+    starter.wait_for("awaiting", seconds=30)
     starter.send("a")
     starter.wait_for("Refused")
     own = box.console_as(alice, "approve", run_id, "switch-traffic", "--reason", "mine")
@@ -117,7 +117,7 @@ def test_an_engineer_submits_bluegreen_and_a_colleague_approves_by_keypress(
 
     approver = UserPane(bob, box.python.console("attach", run_id), box.env_for(bob))
     panes.append(approver)
-    approver.wait_for("awaiting approval", seconds=30)
+    approver.wait_for("awaiting", seconds=30)
     approver.send("a")
     approver.wait_for("reason")
     approver.send("-l", "bob checked the diff")
