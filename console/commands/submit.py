@@ -60,7 +60,7 @@ def submit_and_attach(args: argparse.Namespace, config: ServeConfig) -> int:
     if getattr(args, "detach", False):
         print(f"run {run_id} started by console serve (run host pid {answer.get('pid')})")
         print(f"  watch it and act on it:  console attach {run_id}")
-        print(f"  its status:              console status {run_id} --audit {config.audit}")
+        print(f"  its status:              console status {run_id}")
         return 0
     if not args.no_tui and sys.stdin.isatty() and sys.stdout.isatty():
         from console.ui.app import run_tui_attached

@@ -187,14 +187,15 @@ class Service:
                 "socket": str(started.socket_path or ""), "workflow": str(path),
                 "message": f"run {started.run_id} started for {user} by the service"}
 
-    def _allowed_workflow(self, given: str) -> Path:
+    def _allowed_workflow(self, given: str, what: str | None = None) -> Path:
         """The real path of `given` if it lies in an allowed directory and only root or the
         service can change it; else Refused, saying why."""
+        what = what or given
         real = Path(os.path.realpath(given))
         roots = [Path(os.path.realpath(d)) for d in self.config.workflows]
         if not any(real.is_relative_to(root) for root in roots):
             raise Refused("not_allowed", (
-                f"{given} is not in the service's workflow directories "
+                f"{what} is not in the service's workflow directories "
                 f"({', '.join(str(d) for d in self.config.workflows)}): only those run with "
                 "the service's credentials; run your copy as yourself with --local"
             ))
@@ -206,7 +207,7 @@ class Service:
             raise Refused("bad_request", f"{given} is not a workflow file")
         if info.st_uid not in (0, self.user.uid) or info.st_mode & 0o022:
             raise Refused("not_allowed", (
-                f"{given} can be changed by others than root and {self.user.name} "
+                f"{what} can be changed by others than root and {self.user.name} "
                 f"(mode {stat.S_IMODE(info.st_mode):04o}): the service runs no such file"
             ))
         return real
@@ -217,6 +218,9 @@ class Service:
         from console.workflow.loader import load_workflow, resolve_params
 
         loaded = load_workflow(path)
+        for used in loaded.file_hashes:  # its policies and inventory: the same rule
+            if Path(used) != path:
+                self._allowed_workflow(str(used), f"{path} uses {used}, which")
         params = resolve_params(loaded.model, given)
         settings = EngineSettings(
             audit_path=self.config.audit, runs_dir=self.config.runs_dir,

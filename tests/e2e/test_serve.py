@@ -164,6 +164,17 @@ def test_a_killed_run_host_leaves_the_service_up_and_the_run_resumes_through_it(
     assert outsider.returncode == 1
     assert f"only members of @{box.group} may submit runs" in outsider.stderr
 
+    # A workflow of the service's that takes its policy from her home is not run either.
+    policy = box.base / "home" / alice.name / "lenient.toml"
+    policy.write_text('[[policy]]\nname = "anything goes"\neffect = "allow"\n')
+    os.chown(policy, alice.uid, -1)
+    borrowed = box.workflows / "borrowed.toml"
+    borrowed.write_text(f'[workflow]\nname = "b"\npolicies = ["{policy}"]\n'
+                        '[steps.a]\nrun = "true"\n')
+    refused = box.console_as(alice, "run", str(borrowed), "--no-tui")
+    assert refused.returncode == 1
+    assert f"uses {policy}, which is not in the service's workflow directories" in refused.stderr
+
     resumed = submitted(box, "alice", gated, "--resume", run_id)
     wait_for_run_record(box, resumed, "step.reused", "build")
     wait_for_run_record(box, resumed, "gate.opened", "release")
