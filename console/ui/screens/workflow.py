@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from console.events import Event
     from console.policy.verdict import Verdict
     from console.run.engine import EngineSettings
-    from console.run.state import RunState
+    from console.run.state import RunState, StepState
     from console.ui.run_options import RunOptions
     from console.ui.widgets.dag import DagView
     from console.ui.widgets.step_detail import StepDetail
@@ -72,6 +72,8 @@ class WorkflowScreen(Screen[None]):
         self._state: RunState | None = None
         self.exit_code = 0
         self.verdicts: dict[str, str] = {}
+        # A step run as instances: whose log the detail shows (picked with enter).
+        self._chosen_instance: dict[str, str] = {}
         self.banner_text = ""
         self._last_person_move = -math.inf
         self._gate_notices: set[str] = set()  # steps whose gate has a notice up
@@ -241,7 +243,9 @@ class WorkflowScreen(Screen[None]):
         steps = self.loaded.steps if self.loaded is not None else {}
         model = steps.get(sid) if sid is not None else None
         verdict = self.verdicts.get(sid) if sid is not None else None
-        self.detail.show(sid, model, state, self.options.clock(), verdict)
+        instances = self.state.instances.get(sid) if sid is not None else None
+        chosen = self._chosen_instance.get(sid) if sid is not None else None
+        self.detail.show(sid, model, state, self.options.clock(), verdict, instances, chosen)
 
     def _tick(self) -> None:
         if self.state.live:
@@ -259,7 +263,8 @@ class WorkflowScreen(Screen[None]):
             if event.step is None:
                 changed = None  # a run-wide event: redraw everything
             elif changed is not None:
-                changed.add(event.step)
+                # An instance (`deploy[web-03]`) is drawn in its step's group node.
+                changed.add(event.step.partition("[")[0])
             if isinstance(event, GateOpened) and event.step is not None:
                 opened.append(event.step)
             elif (isinstance(event, StepFinished) and event.step is not None
@@ -294,11 +299,12 @@ class WorkflowScreen(Screen[None]):
 
         sid = failed[0]
         if self._person_is_elsewhere():
-            self.dag.set_selected(sid, by_person=False)
-        word = describe(self.state.steps[sid], self.options.clock()).word
+            self.dag.set_selected(sid.partition("[")[0], by_person=False)
+        word = describe(self.state.step(sid), self.options.clock()).word
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        self.notify(f"{sid} {word}{more}: enter shows its log, e jumps to the next failure, "
-                    "r retries.", title="Step failed", severity="error")
+        hint = ("enter picks whose log to show" if "[" in sid
+                else "enter shows its log, e jumps to the next failure, r retries")
+        self.notify(f"{sid} {word}{more}: {hint}.", title="Step failed", severity="error")
         self.ring()
 
     def _withdraw_stale_gates(self) -> None:
@@ -379,6 +385,27 @@ class WorkflowScreen(Screen[None]):
         """RunScreen shows in the footer the keys that do something now."""
 
     def on_dag_view_step_opened(self, event: DagView.StepOpened) -> None:
+        sid = self.dag.selected
+        instances = self.state.instances.get(sid) if sid is not None else None
+        if sid is not None and instances:
+            self._pick_instance(sid, instances)
+            return
+        self._open_detail()
+
+    def _pick_instance(self, sid: str, instances: dict[str, StepState]) -> None:
+        from console.ui.screens.instances import InstancePicker
+
+        def chosen(key: str | None) -> None:
+            if key is not None:
+                self._chosen_instance[sid] = key
+                self._show_detail()
+                self._open_detail()
+
+        picker = InstancePicker(sid, instances, self.options.clock(),
+                                self._chosen_instance.get(sid))
+        self.app.push_screen(picker, chosen)
+
+    def _open_detail(self) -> None:
         if self.has_class("-narrow"):
             self.toggle_class("-show-detail")
         else:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
+
 from console.events import parse_ts
 from console.present import countdown, duration
 from console.run.state import StepState
@@ -101,7 +103,24 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         short = "denied"
     else:
         word = short = terminal_safe(status)
+    if step.instance_counts is not None and status not in ("awaiting_approval", "denied"):
+        # A group node: how its instances stand says more than the group's own word.
+        word = instance_summary(step.instance_counts)
+        short = word.replace("  ", " ")
     return StatusLook(icon, word, tone, short)
+
+
+_COUNTED = (("✓", ("succeeded", "reused")), ("▶", ("running", "retrying")),
+            ("○", ("pending", "ready", "awaiting_approval")), ("✗", ("failed", "error")))
+
+
+def instance_summary(counts: dict[str, int]) -> str:
+    """"✓ 8  ▶ 2  ○ 2  ✗ 0" (and "↷ 3" when some never ran)."""
+    parts = [f"{icon} {sum(counts.get(s, 0) for s in statuses)}" for icon, statuses in _COUNTED]
+    never = sum(counts.get(s, 0) for s in ("skipped", "cancelled", "denied"))
+    if never:
+        parts.append(f"↷ {never}")
+    return "  ".join(parts)
 
 
 def time_left(deadline: str | None, now: datetime) -> str | None:
@@ -172,3 +191,14 @@ def matches_filter(
         or state.status.startswith(term)
         or describe(state, now).word.startswith(term)
     )
+
+
+def instance_row(key: str, state: StepState, now: datetime, width: int) -> Text:
+    """One instance on one line: icon, key, status word, the host key's fingerprint."""
+    look = describe(state, now)
+    row = Text(f"{look.icon} ")
+    row.append(terminal_safe(key).ljust(width), style="bold")
+    row.append(f"  {look.word}")
+    if state.host_key:
+        row.append(f"  {terminal_safe(state.host_key)[:19]}…", style="dim")
+    return row

@@ -22,7 +22,7 @@ from console.present import duration
 from console.run.state import StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.log_tail import LogTail
-from console.ui.widgets.node_status import describe
+from console.ui.widgets.node_status import describe, instance_row
 
 # The workflow model (pydantic) loads after the first frame; a step's model exists only then.
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class StepDetail(Vertical):
         # `show` comes with every batch of events: while hidden (a narrow terminal) the
         # latest call waits for the Show event, and an unchanged step is not redrawn.
         self._waiting: tuple[str | None, Step | None, StepState | None, datetime,
+                             str | None, Mapping[str, StepState] | None,
                              str | None] | None = None
         self._drawn: tuple[object, ...] | None = None
 
@@ -101,9 +102,13 @@ class StepDetail(Vertical):
         state: StepState | None,
         now: datetime,
         verdict: str | None = None,
+        instances: Mapping[str, StepState] | None = None,
+        chosen: str | None = None,
     ) -> None:
+        """`instances`: a step run as instances, each by its key; `chosen`: the one whose
+        log the log pane shows."""
         if not self.display:
-            self._waiting = (step_id, model, state, now, verdict)
+            self._waiting = (step_id, model, state, now, verdict, instances, chosen)
             return
         self._waiting = None
         body = self.query_one("#detail-body", Static)
@@ -114,11 +119,16 @@ class StepDetail(Vertical):
                 self.log_tail.show(None)
             return
         state = state or StepState(id=step_id)
-        drawn = (step_id, id(model), repr(state), describe(state, now).word, verdict)
+        listed = tuple((k, i.status, i.attempt) for k, i in (instances or {}).items())
+        drawn = (step_id, id(model), repr(state), describe(state, now).word, verdict, listed,
+                 chosen)
         if drawn != self._drawn:
             self._drawn = drawn
-            body.update(render_detail(step_id, model, state, now, verdict))
-        log_path = Path(state.log_path) if state.log_path else None
+            body.update(render_detail(step_id, model, state, now, verdict, instances, chosen))
+        shown = instances.get(chosen) if instances and chosen else None
+        source = shown if shown is not None else state
+        log_path = Path(source.log_path) if source.log_path else None
+        self.log_tail.border_title = Text(f"log: {terminal_safe(shown.id)}") if shown else "log"
         if log_path != self.log_tail.path:
             self.log_tail.show(log_path)
         else:
@@ -131,7 +141,8 @@ class StepDetail(Vertical):
 
 
 def render_detail(
-    step_id: str, model: Step | None, state: StepState, now: datetime, verdict: str | None
+    step_id: str, model: Step | None, state: StepState, now: datetime, verdict: str | None,
+    instances: Mapping[str, StepState] | None = None, chosen: str | None = None,
 ) -> RenderableType:
     look = describe(state, now)
     parts: list[RenderableType] = []
@@ -183,6 +194,15 @@ def render_detail(
         parts.append(Text(terminal_safe(f"reason: {state.reason}")))
 
     parts.extend(_gate_parts(state, model))
+    if instances:
+        noun = "Hosts" if model is not None and model.on is not None else "Instances"
+        parts.append(_section(f"{noun} ({len(instances)}) — enter: a {noun[:-1].lower()}'s log"))
+        width = max(len(k) for k in instances)
+        for key, instance in instances.items():
+            row = instance_row(key, instance, now, width)
+            if key == chosen:
+                row.stylize("reverse")
+            parts.append(row)
     return Group(*parts)
 
 
