@@ -100,7 +100,7 @@ class LivePrinter:
         ):
             line = printed_line(event)
             if line:
-                self.console.print(line, markup=False, highlight=False)
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         self.live.update(self._table())
 
     def _table(self) -> Table:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.filter import Monochrome
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
@@ -24,6 +25,7 @@ from textual.theme import Theme
 from console.config import Config, ConfigError, save_theme
 from console.paths import default_audit_path
 from console.run.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
+from console.ui.color_filter import WithoutColor
 from console.ui.driver import ConsoleDriver
 from console.ui.run_options import AttachTo
 from console.ui.screens.help import HelpScreen
@@ -89,6 +91,11 @@ class ConsoleApp(App[int]):
                  remember_theme: bool = True) -> None:
         # The driver never waits on a terminal that went away (see console/ui/driver.py).
         super().__init__(driver_class=ConsoleDriver)
+        if self.no_color:
+            # Textual's NO_COLOR filter still sends greys (and a black background): send no
+            # colour at all, only bold, reverse and the like.
+            self._filters = [f for f in self._filters if not isinstance(f, Monochrome)]
+            self._filters.append(WithoutColor())
         self.live_run = LiveRun()
         options = dataclasses.replace(
             options, run_factory=_watched(options.run_factory, self.live_run)
@@ -109,6 +116,11 @@ class ConsoleApp(App[int]):
         return self.run_screen
 
     def on_mount(self) -> None:
+        # 16 colours (TERM=xterm): statuses take ANSI colours, so that each differs in
+        # colour too (console.tcss, `.-ansi16`); truecolour greys all map to white there.
+        # (Not headless: snapshots must not depend on the TERM of whoever runs the tests.)
+        self.set_class(self.console.color_system == "standard" and not self.no_color
+                       and not self.is_headless, "-ansi16")
         self.set_interval(0.5, self._expire_notices)
         if self.is_headless:
             return
@@ -229,6 +241,19 @@ class ConsoleApp(App[int]):
         if isinstance(driver, ConsoleDriver):
             driver.restore_now("console: the run did not stop in time after the signal; "
                                "its steps were killed\n")
+
+    def print_exit_note(self) -> None:
+        """Once the UI has closed: the run's id, where it got to and the audit head, so
+        nothing on screen is lost with it."""
+        state = self.run_screen.state
+        if state.run_id is None:
+            return
+        from console.textsafe import terminal_safe
+
+        where = state.status if not state.live else f"{state.status}, still going in its host"
+        head = self.run_screen.audit_head() if self.run_screen.settings is not None else None
+        print(terminal_safe(f"console: run {state.run_id} {where}"
+                            + (f"; audit head {head}" if head else "")))
 
     # --- actions -----------------------------------------------------------------------
 
@@ -440,6 +465,7 @@ def run_tui_attached(workflow: Path, socket_path: Path, theme: str | None = None
 
     app = make_app(workflow, attach=attach, theme=theme, watch=False)
     code = app.run()
+    app.print_exit_note()
     return 1 if code is None else code
 
 
@@ -469,4 +495,5 @@ def run_tui_path(
     app = make_app(path, params=params, settings=settings_for, theme=theme, start=True,
                    run_factory=_hosted_run_factory())
     code = app.run()
+    app.print_exit_note()
     return 1 if code is None else code

@@ -139,6 +139,10 @@ class RunActions:
         if action == "approve" and elsewhere is not None:
             view.show_verdict(sid, Verdict(False, elsewhere))
             return
+        if action == "override" and (step.decision or {}).get("effect") != "deny":
+            view.notify(f"Nothing to override on {sid}: no policy denies it, it waits for "
+                        "approval (a approves, x denies).", severity="warning")
+            return
         if action == "approve" and (step.decision or {}).get("effect") == "deny":
             view.notify(f"A policy denies {sid}; approving cannot lift it. Press o to override "
                         "it (soft policies only, reason required).", severity="warning")
@@ -226,11 +230,15 @@ class RunActions:
             question = (f"Run {view.state.run_id} goes on in its host. Detach, or cancel it? "
                         "A cancellation is recorded in the audit trail.")
             choices = [("detach", "Detach"), ("quit", "Cancel the run"), ("stay", "Stay")]
+            view.app.push_screen(ConfirmScreen(question, choices, danger={"quit"}),
+                                 self._quit_chosen)
+            return
         else:
             question = (f"Run {view.state.run_id} is live. Quit and cancel it? "
                         "The cancellation is recorded in the audit trail.")
-            choices = [("quit", "Cancel the run and quit"), ("stay", "Keep running")]
-        view.app.push_screen(ConfirmScreen(question, choices), self._quit_chosen)
+            choices = [("stay", "Keep running"), ("quit", "Cancel the run and quit")]
+        # The harmless choice has the focus: enter never cancels a run by accident.
+        view.app.push_screen(ConfirmScreen(question, choices, danger={"quit"}), self._quit_chosen)
 
     async def _quit_chosen(self, choice: str | None) -> None:
         view = self.view

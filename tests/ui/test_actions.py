@@ -210,9 +210,9 @@ async def test_quit_while_live_asks_then_cancels_the_run(tmp_path: Path) -> None
         await wait_for(pilot, lambda: screen.state.live)
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("right", "enter")  # "Keep running"
+        await pilot.press("enter")  # "Keep running" has the focus: enter cancels nothing
         assert app.screen is screen and screen.state.live
-        await pilot.press("q", "enter")
+        await pilot.press("q", "right", "enter")  # "Cancel the run and quit"
         await wait_for(pilot, lambda: app.return_value is not None)
     assert app.return_value == 130
     assert screen.state.status == "cancelled"

@@ -108,8 +108,8 @@ async def test_summary_shows_outcome_counts_timeline_and_head() -> None:
         assert all(len(row) <= 78 for row in rows)
 
 
-async def test_escape_and_q_close_the_summary() -> None:
-    for key in ("escape", "q"):
+async def test_escape_closes_the_summary() -> None:
+    for key in ("escape",):
         app = SummaryHost(finished_run())
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()

@@ -6,7 +6,7 @@ never read as markup.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -44,17 +44,20 @@ class ConfirmScreen(ModalScreen[str | None]):
     ConfirmScreen Button { margin: 0 1 0 0; min-width: 10; }
     """
 
-    def __init__(self, question: str, choices: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, question: str, choices: Sequence[tuple[str, str]],
+                 danger: Collection[str] | None = None) -> None:
         super().__init__()
         self.question = question
         self.choices = list(choices)
+        # Drawn as dangerous (default: the first choice, which has the focus).
+        self.danger = set(danger) if danger is not None else {self.choices[0][0]}
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text(terminal_safe(self.question, multiline=True)), id="question")
             with Horizontal():
-                for i, (key, label) in enumerate(self.choices):
-                    variant: ButtonVariant = "error" if i == 0 else "default"
+                for key, label in self.choices:
+                    variant: ButtonVariant = "error" if key in self.danger else "default"
                     yield Button(Text(terminal_safe(label)), id=f"choice-{key}", variant=variant)
 
     def on_mount(self) -> None:

@@ -208,9 +208,9 @@ class RunScreen(WorkflowScreen):
             return
         from console.ui.screens.summary import SummaryScreen
 
-        self.app.push_screen(SummaryScreen(self.state, self._audit_head()))
+        self.app.push_screen(SummaryScreen(self.state, self.audit_head()))
 
-    def _audit_head(self) -> str:
+    def audit_head(self) -> str:
         from console.audit.log import AuditLog
 
         assert self.settings is not None

@@ -180,7 +180,7 @@ def counts_line(state: RunState) -> str:
 
 
 class SummaryScreen(Screen[None]):
-    """The run's summary. `escape` or `q` closes it (dismisses with None)."""
+    """The run's summary. `escape` closes it (dismisses with None); `q` quits the app."""
 
     DEFAULT_CSS = """
     SummaryScreen {
@@ -204,7 +204,7 @@ class SummaryScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close"),
-        Binding("q", "close", "Close", show=False),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self, state: RunState, audit_head: str) -> None:
