@@ -20,6 +20,7 @@ from console.host.serve_setup import (
     ServiceUser,
     become,
     bind_as_service,
+    check_workflow_dirs,
     inherited_socket,
     prepare_as_root,
     prepare_as_service,
@@ -57,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
             f"not as uid {os.geteuid()}"
         )
     read_credentials(config.credentials, user.uid)  # a bad file stops the start, not a run
+    check_workflow_dirs(config, user.uid)
 
     from console.host.serve import Service
     from console.host.serve_heads import HeadKeeper

@@ -203,3 +203,25 @@ def read_credentials(path: Path | None, service_uid: int) -> dict[str, str]:
             value = value[1:-1]
         values[key] = value
     return values
+
+
+def check_workflow_dirs(config: ServeConfig, service_uid: int) -> None:
+    """Everything in the allowed directories (workflows, policies, the scripts the steps
+    run) must be changeable by root and the service user only: whoever else could change
+    a file there could change what runs with the service's credentials."""
+    for top in config.workflows:
+        if not top.is_dir():
+            raise ServeSetupError(f"{top} (`workflows` in the config) is not a directory")
+        for directory, dirs, files in os.walk(top):
+            for name in [".", *dirs, *files]:
+                path = Path(directory, name)
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    info = os.stat(path)
+                if info.st_uid not in (0, service_uid) or info.st_mode & 0o022:
+                    raise ServeSetupError(
+                        f"{path.resolve()} (mode {stat.S_IMODE(info.st_mode):04o}) can be "
+                        "changed by others than root and the service user, so they could "
+                        "change what runs with its credentials: `chown -R root: "
+                        f"{top}; chmod -R go-w {top}`"
+                    )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from console.host.serve_config import ServeConfigError, load_serve_config
-from console.host.serve_setup import ServeSetupError, read_credentials
+from console.host.serve_config import ServeConfig, ServeConfigError, load_serve_config
+from console.host.serve_setup import ServeSetupError, check_workflow_dirs, read_credentials
 
 CONFIG = """
 user = "root"
@@ -43,6 +43,18 @@ def test_credentials_others_could_read_are_refused(tmp_path: Path) -> None:
     path.chmod(0o640)
     with pytest.raises(ServeSetupError, match="can be read by others"):
         read_credentials(path, os.getuid())
+
+
+def test_a_workflow_directory_others_can_change_is_refused(tmp_path: Path) -> None:
+    flows = tmp_path / "workflows"
+    (flows / "scripts").mkdir(parents=True, mode=0o755)
+    flows.chmod(0o755)
+    (flows / "scripts" / "deploy.sh").write_text("true\n")
+    config = ServeConfig(groups=["g"], workflows=[flows])
+    check_workflow_dirs(config, os.getuid())
+    (flows / "scripts" / "deploy.sh").chmod(0o664)
+    with pytest.raises(ServeSetupError, match=r"scripts/deploy.sh \(mode 0664\) can be changed"):
+        check_workflow_dirs(config, os.getuid())
 
 
 def test_install_unit_prints_a_hardened_service_and_its_socket(tmp_path: Path) -> None:
