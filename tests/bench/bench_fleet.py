@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -67,7 +66,8 @@ from _common import (
 sys.path.insert(0, str(REPO / "tests"))
 from sshd import Fleet, sshd_available, start_fleet
 
-from console.exec.ssh_script import BOOTSTRAP, wrapper
+from console.exec.base import StepCommand
+from console.exec.ssh_script import BOOTSTRAP, message
 
 HOSTS = 50
 FIRST = 100  # 127.0.0.100-149: clear of the test suite's fleets (2-21, 30+, 60)
@@ -279,14 +279,14 @@ def sampled(argv: Sequence[str], env: Mapping[str, str], output: Path,
 # --- the three contenders -----------------------------------------------------------------
 
 def wrapped_true() -> bytes:
-    """What the console writes on a step's stdin for `run = "true"` (its remote wrapper,
-    then the payload with the CONSOLE_* exports), for the floor to send the same."""
+    """What the console writes on a step's stdin for `run = "true"` (its remote wrapper
+    with the payload and the CONSOLE_* exports inside), for the floor to send the same."""
     exports = {"CONSOLE_RUN_ID": "20261130-000000-000000", "CONSOLE_STEP": "touch",
                "CONSOLE_ATTEMPT": "1", "CONSOLE_HOST": "web-01",
                "CONSOLE_INSTANCE": "touch[web-01]"}
-    text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())
-    body = (text + "true\n").encode()
-    return wrapper(10.0) + f"{len(body)}\n".encode() + body
+    cmd = StepCommand(step_id="touch[web-01]", attempt=1, argv=None, script="true",
+                      env=exports, cwd=Path("/"), timeout_s=None, log_path=Path("/dev/null"))
+    return message(cmd, exports, 10.0)
 
 
 @dataclass
