@@ -34,12 +34,15 @@ _defaults: tuple[int, int, int] | None = None
 
 
 def starting() -> None:
-    """The program starts: no collection until `settled()` (or 200,000 allocations)."""
+    """The program starts: no collection until `settled()`, or until 200,000 allocations
+    (then start-up is over anyway: a command that never says so, `console serve` or
+    `audit tail -f`, gets the usual thresholds back after that first collection)."""
     global _defaults
     if _defaults is None:
         threshold = gc.get_threshold()
         _defaults = (threshold[0], threshold[1], threshold[2])
         gc.set_threshold(_STARTING_THRESHOLD, threshold[1], threshold[2])
+        gc.callbacks.append(_after_first_collection)
 
 
 def settled() -> None:
@@ -48,8 +51,21 @@ def settled() -> None:
     global _defaults
     if _defaults is not None:
         gc.freeze()
+        _restore()
+
+
+def _restore() -> None:
+    global _defaults
+    if _defaults is not None:
         gc.set_threshold(*_defaults)
         _defaults = None
+    with contextlib.suppress(ValueError):
+        gc.callbacks.remove(_after_first_collection)
+
+
+def _after_first_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop":
+        _restore()
 
 
 def exit_now(code: int) -> NoReturn:
