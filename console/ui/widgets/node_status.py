@@ -105,8 +105,15 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         word = short = terminal_safe(status)
     if step.instance_counts is not None and status not in ("awaiting_approval", "denied"):
         # A group node: how its instances stand says more than the group's own word.
-        word = instance_summary(step.instance_counts)
-        short = word.replace("  ", " ")
+        counts = step.instance_counts
+        if step.finished:
+            ok = counts.get("succeeded", 0) + counts.get("reused", 0)
+            bad = counts.get("failed", 0) + counts.get("error", 0)
+            word = f"{status}: {ok} ok, {bad} failed of {sum(counts.values())}"
+            short = f"{ok}/{sum(counts.values())} ok"
+        else:
+            word = instance_summary(counts)
+            short = word.replace("  ", " ")
     return StatusLook(icon, word, tone, short)
 
 
