@@ -126,4 +126,4 @@ async def test_picking_a_host_shows_its_log(tmp_path: Path) -> None:
         await pilot.pause()
         tail = app.run_screen.detail.log_tail
         assert tail.path == tmp_path / "deploy[web-03].1.log"
-        assert Text.from_markup(str(tail.border_title)).plain == "log: deploy[web-03]"
+        assert Text.from_markup(str(tail.border_title)).plain == "▶ log: deploy[web-03]"

@@ -67,7 +67,9 @@ class SampleScreenApp(App[None]):
                 "env: DB_URL=[$text-muted]••••••[/]\n[$accent]attempt 1/3[/]",
                 id="detail",
             )
-            yield LogTail()
+            tail = LogTail()
+            tail.can_focus = False  # the audit pane's keys in the footer, as before the pager
+            yield tail
         yield AuditPane(self.audit_path, RUN_A)
         yield Footer()
 

@@ -406,10 +406,10 @@ class WorkflowScreen(Screen[None]):
         self.app.push_screen(picker, chosen)
 
     def _open_detail(self) -> None:
-        if self.has_class("-narrow"):
-            self.toggle_class("-show-detail")
-        else:
-            self.query_one("#detail-scroll").focus()
+        """Show the detail (beside the DAG when narrow) and give its log the focus: the
+        log's title and border say so, and up / pageup then scroll the log."""
+        self.add_class("-show-detail")
+        self.call_after_refresh(self.detail.log_tail.focus)
 
     # --- browsing: the filter, the detail, graph or list, the audit pane ---------------
 

@@ -7,6 +7,7 @@ every such string is drawn through `terminal_safe`, as rich Text (never markup).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +70,7 @@ class StepDetail(Vertical):
     StepDetail #detail-scroll { height: 1fr; padding: 0 1; }
     StepDetail #detail-body { height: auto; }
     StepDetail #detail-log { height: 1fr; border-top: solid $panel-lighten-2; }
+    StepDetail #detail-log:focus { border-top: heavy $border; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -83,9 +85,7 @@ class StepDetail(Vertical):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
             yield Static(id="detail-body")
-        tail = LogTail(id="detail-log")
-        tail.border_title = "log"
-        yield tail
+        yield LogTail(id="detail-log")
 
     @property
     def log_tail(self) -> LogTail:
@@ -128,15 +128,77 @@ class StepDetail(Vertical):
         shown = instances.get(chosen) if instances and chosen else None
         source = shown if shown is not None else state
         log_path = Path(source.log_path) if source.log_path else None
-        self.log_tail.border_title = Text(f"log: {terminal_safe(shown.id)}") if shown else "log"
-        if log_path != self.log_tail.path:
-            self.log_tail.show(log_path)
+        tail = self.log_tail
+        tail.label = f"log: {terminal_safe(shown.id)}" if shown else "log"
+        if log_path != tail.latest or source.attempt != tail.attempts:
+            tail.show(log_path, source.attempt)
         else:
-            self.log_tail.refresh_tail()
+            tail.refresh_tail()
 
     def on_show(self) -> None:
         if self._waiting is not None:
             self.show(*self._waiting)
+
+    # --- what the log pane asks for ----------------------------------------------------
+
+    def on_log_tail_find_asked(self) -> None:
+        from console.ui.screens.log_prompt import LogPrompt
+
+        tail = self.log_tail
+
+        def found(text: str | None) -> None:
+            tail.focus()
+            if text is None:
+                return
+            count = tail.find(text.strip())
+            if text.strip() and not count:
+                self.notify(f"Not in the lines read: {text.strip()}", severity="warning",
+                            timeout=3, markup=False)
+
+        prompt = LogPrompt("Find in the log (any case):", tail.query_text,
+                           hint="enter: find, then n / N: next / previous · escape: back",
+                           blink=self._blink())
+        self.app.push_screen(prompt, found)
+
+    def on_log_tail_save_asked(self) -> None:
+        from console.ui.screens.log_prompt import LogPrompt
+
+        tail = self.log_tail
+        source = tail.path
+        if source is None:
+            self.notify("This step has no log yet.", severity="warning", timeout=3)
+            return
+
+        def chosen(answer: str | None) -> None:
+            tail.focus()
+            if answer and answer.strip():
+                message, ok = save_log(source, Path(answer.strip()).expanduser())
+                self.notify(message, severity="information" if ok else "error", markup=False)
+
+        default = Path.cwd() / f"{source.parent.name}-{source.name}"
+        prompt = LogPrompt(f"Save the whole log {source.name} to:", str(default),
+                           hint="enter: save (never over an existing file) · escape: back",
+                           blink=self._blink())
+        self.app.push_screen(prompt, chosen)
+
+    def _blink(self) -> bool:
+        options = getattr(self.screen, "options", None)
+        return bool(getattr(options, "blink", True))
+
+
+def save_log(source: Path, target: Path) -> tuple[str, bool]:
+    """Copy the whole log `source` to `target` (a new file); what happened, and whether
+    it was saved."""
+    if target.is_dir():
+        target = target / source.name
+    try:
+        with source.open("rb") as reader, target.open("xb") as writer:
+            shutil.copyfileobj(reader, writer)
+    except FileExistsError:
+        return f"Not saved: {target} exists; give another name.", False
+    except OSError as exc:
+        return f"Not saved: {exc.filename or target}: {exc.strerror or exc}.", False
+    return f"Saved the log to {target} ({target.stat().st_size} bytes).", True
 
 
 

@@ -1,0 +1,84 @@
+"""The real `console` command in a private tmux server, read as a person reads the screen.
+
+`console_in_tmux` starts it in a terminal of the given size; `Screen.wait_for` waits until a
+text is on the screen (never a fixed sleep) and returns the screen.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Screen:
+    def __init__(self, server: str, exit_file: Path) -> None:
+        self.server = server
+        self.exit_file = exit_file
+
+    def text(self) -> str:
+        out = subprocess.run(["tmux", "-L", self.server, "capture-pane", "-p", "-t", self.server],
+                             capture_output=True, text=True, check=False)
+        return out.stdout
+
+    def send(self, *keys: str) -> None:
+        subprocess.run(["tmux", "-L", self.server, "send-keys", "-t", self.server, *keys],
+                       check=True)
+
+    def type(self, text: str) -> None:
+        self.send("-l", text)
+
+    def wait_for(self, *texts: str, seconds: float = 30.0, gone: bool = False) -> str:
+        """The screen once it shows every one of `texts` (with `gone`: none of them)."""
+        deadline = time.monotonic() + seconds
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.text()
+            present = [text in screen for text in texts]
+            if (not any(present)) if gone else all(present):
+                return screen
+            time.sleep(0.1)
+        state = "still there" if gone else "never all appeared"
+        raise AssertionError(f"{texts!r} {state}; the screen was:\n{screen}")
+
+    def exit_code(self, seconds: float = 20.0) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.exit_file.exists() and self.exit_file.read_text().strip():
+                return self.exit_file.read_text().strip()
+            time.sleep(0.1)
+        raise AssertionError(f"the console never exited; the screen was:\n{self.text()}")
+
+
+@contextmanager
+def console_in_tmux(tmp_path: Path, *args: str, size: tuple[int, int] = (80, 24),
+                    term: str = "xterm-256color", cwd: Path = REPO) -> Iterator[Screen]:
+    """`console ARGS` in a terminal of `size`, with its state under `tmp_path`."""
+    server = f"console-e2e-{uuid.uuid4().hex[:8]}"
+    env = {
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CONSOLE_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "TERM": term,
+    }
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    done = tmp_path / "exit-code"
+    command = (
+        f"cd {shlex.quote(str(cwd))} && env {exports} {shlex.quote(sys.executable)} -m console "
+        f"{' '.join(shlex.quote(a) for a in args)}; echo $? > {shlex.quote(str(done))}; "
+        "sleep 30"
+    )
+    width, height = size
+    subprocess.run(["tmux", "-L", server, "new-session", "-d", "-s", server,
+                    "-x", str(width), "-y", str(height), command], check=True)
+    try:
+        yield Screen(server, done)
+    finally:
+        subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
