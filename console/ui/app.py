@@ -62,6 +62,8 @@ _KEY_NAMES = {
     "left": "←",
     "right": "→",
     "escape": "esc",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
 }
 
 
@@ -277,10 +279,12 @@ class ConsoleApp(App[int]):
     def key_rows(self) -> list[tuple[str, str]]:
         from console.ui.widgets.audit_pane import AuditPane
         from console.ui.widgets.dag import DagView
+        from console.ui.widgets.log_tail import LogTail
 
         rows = _bindings(RunScreen.BINDINGS) + _bindings(DagView.BINDINGS)
         rows += _bindings(ConsoleApp.BINDINGS)
         rows += [(f"{key} (audit pane)", text) for key, text in _bindings(AuditPane.BINDINGS)]
+        rows += [(key, f"log: {text}") for key, text in _bindings(LogTail.BINDINGS)]
         rows += [
             ("enter (dialog)", "Confirm the dialog (approve, deny, override, start)"),
             ("esc (dialog)", "Cancel the dialog"),

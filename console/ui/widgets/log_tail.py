@@ -38,7 +38,7 @@ class LogTail(Widget, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "find", "Search", tooltip="Search the log"),
         Binding("n", "next_match", "Next", tooltip="The next match (down)"),
-        Binding("N,shift+n", "previous_match", "Prev match", show=False,
+        Binding("N", "previous_match", "Prev match", show=False,
                 tooltip="The previous match (up)"),
         Binding("f", "toggle_follow", "Follow", tooltip="Pause or resume following the log"),
         Binding("left_square_bracket", "attempt(-1)", "Attempt",
@@ -46,12 +46,14 @@ class LogTail(Widget, can_focus=True):
         Binding("right_square_bracket", "attempt(1)", "Next attempt", show=False,
                 tooltip="The next attempt's log"),
         Binding("ctrl+s", "save", "Save", tooltip="Save this log to a file"),
-        Binding("up,k", "scroll_rows(1)", "Up", show=False),
-        Binding("down,j", "scroll_rows(-1)", "Down", show=False),
-        Binding("pageup", "scroll_page(1)", "Page up", show=False),
-        Binding("pagedown", "scroll_page(-1)", "Page down", show=False),
-        Binding("home", "scroll_home", "Top", show=False),
-        Binding("end", "scroll_end", "End (follow)", show=False),
+        Binding("up,k", "scroll_rows(1)", "Up", show=False,
+                tooltip="Scroll the log up (pauses following it)"),
+        Binding("down,j", "scroll_rows(-1)", "Down", show=False, tooltip="Scroll the log down"),
+        Binding("pageup", "scroll_page(1)", "Page up", show=False, tooltip="A page up"),
+        Binding("pagedown", "scroll_page(-1)", "Page down", show=False, tooltip="A page down"),
+        Binding("home", "scroll_home", "Top", show=False, tooltip="The top of what was read"),
+        Binding("end", "scroll_end", "End (follow)", show=False,
+                tooltip="The end, following the log again"),
     ]
 
     DEFAULT_CSS = """
