@@ -59,7 +59,8 @@ class Screen:
 
 @contextmanager
 def console_in_tmux(tmp_path: Path, *args: str, size: tuple[int, int] = (80, 24),
-                    term: str = "xterm-256color", cwd: Path = REPO) -> Iterator[Screen]:
+                    term: str = "xterm-256color", cwd: Path = REPO,
+                    no_color: bool = False) -> Iterator[Screen]:
     """`console ARGS` in a terminal of `size`, with its state under `tmp_path`."""
     server = f"console-e2e-{uuid.uuid4().hex[:8]}"
     env = {
@@ -68,6 +69,8 @@ def console_in_tmux(tmp_path: Path, *args: str, size: tuple[int, int] = (80, 24)
         "CONSOLE_RUNTIME_DIR": str(tmp_path / "runtime"),
         "TERM": term,
     }
+    if no_color:
+        env["NO_COLOR"] = "1"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     done = tmp_path / "exit-code"
     command = (
