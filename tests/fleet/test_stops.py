@@ -177,3 +177,32 @@ def test_a_secret_reaches_the_step_but_no_remote_ps_log_or_audit_line(
     assert log.read_text() == "token=*** absent\n"
     assert secret not in audit.read_text()
     assert secret not in (run.stdout.read() if run.stdout else "")
+
+
+def test_one_connection_per_host_serves_every_step_on_it(
+    tmp_path: Path, own_fleet: Callable[[int], Fleet],
+) -> None:
+    fleet = own_fleet(1)
+    marker = f"m{uuid.uuid4().hex}"
+    gate = tmp_path / "go"
+    path = _workflow(tmp_path, fleet, f"""
+        [steps.first]
+        run = "echo first"
+        on = ["web-01"]
+        [steps.second]
+        needs = ["first"]
+        run = "while [ ! -e {gate} ]; do sleep 0.05; done"
+        on = ["web-01"]
+        env = {{ MARKER = "{marker}" }}
+        """)
+    audit = tmp_path / "audit.jsonl"
+    run = console_process("run", str(path), "--no-tui", "--audit", str(audit),
+                          env=console_env(tmp_path))
+    try:
+        wait_for("the second step on the host", lambda: processes_with(marker, True))
+        assert len(fleet.session_pids()) == 1  # the first step's connection, reused
+    finally:
+        gate.touch()
+    assert run.wait(60) == 0
+    keys = {r["data"]["host_key"] for r in _of(records(audit), "step.started")}
+    assert len(keys) == 1
