@@ -61,6 +61,7 @@ class ConnectionPool:
         # Each known_hosts file is read once per run, not once per host (50 hosts sharing
         # one file would otherwise parse it 50 times).
         self._known: dict[Path, asyncssh.SSHKnownHosts] = {}
+        self._keys: dict[str, asyncssh.SSHKey] = {}  # identity file -> its key, read once
 
     def forget(self, name: str) -> None:
         self._open.pop(name, None)
@@ -85,6 +86,17 @@ class ConnectionPool:
         for connection in connections:
             await connection.conn.wait_closed()
 
+    def _identity(self, host: HostTarget) -> asyncssh.SSHKey:
+        assert host.identity is not None
+        key = self._keys.get(host.identity)
+        if key is None:
+            try:
+                key = self._keys[host.identity] = asyncssh.read_private_key(host.identity)
+            except (OSError, asyncssh.KeyImportError) as exc:
+                raise HostUnreachable(f"{_where(host)}: cannot use the key {host.identity}: "
+                                      f"{exc} — check `identity` in the inventory") from None
+        return key
+
     async def _connect(self, host: HostTarget) -> Connection:
         known_path = Path(host.known_hosts or os.path.expanduser("~/.ssh/known_hosts"))
         trusted = self._known.get(known_path)
@@ -100,7 +112,7 @@ class ConnectionPool:
         if host.user:
             options["username"] = host.user
         if host.identity:
-            options["client_keys"] = [host.identity]
+            options["client_keys"] = [self._identity(host)]
             options["agent_path"] = None
         try:
             conn = await asyncssh.connect(host.address, client_factory=lambda: client,
