@@ -2,10 +2,11 @@
 
 The remote command line (all that `ps` on the target shows) is only BOOTSTRAP. It reads one
 length-prefixed message from stdin and runs it: the wrapper, which holds the payload (`cd`,
-the step's environment as `export` lines, then the step) in an unexported variable and
-pipes it into the step's shell, which runs in a session of its own (`setsid`, so its process
-group can be signalled as one) with stdin from /dev/null. Secrets travel only in that
-message: never on a command line, never in a file.
+the step's environment as `export` lines, then the step) and hands it to the step's shell
+in that shell's environment (which it unsets before the step runs, so no child inherits
+it). The step's shell runs in a session of its own (`setsid`, so its process group can be
+signalled as one) with stdin from /dev/null. Secrets travel only on stdin and in the
+environment, as the step's own environment does: never on a command line, never in a file.
 
 The step's shell first writes `console-pid PID` on stderr (PID = its process group), which
 the executor takes off the stream. The rest of stdin is a control channel: a line with a
@@ -33,8 +34,8 @@ BOOTSTRAP = (
 _WRAPPER = """\
 exec 3<&0
 payload={payload}
-printf '%s' "$payload" | setsid sh -c 'echo "console-pid $$" >&2; s=$(cat; echo x); \
-exec </dev/null; eval "${{s%x}}"' &
+CONSOLE_PAYLOAD_=$payload setsid sh -c 'echo "console-pid $$" >&2; s=$CONSOLE_PAYLOAD_; \
+unset CONSOLE_PAYLOAD_; exec </dev/null; eval "$s"' &
 p=$!
 payload=
 (while IFS= read -r sig; do kill -s "$sig" -- "-$p" 2>/dev/null; done
