@@ -31,11 +31,18 @@ BOOTSTRAP = (
     f" || exit {WRAPPER_FAILED}'"
 )
 
+# How the wrapper hands the payload to the step's shell: in its environment (the cheapest:
+# no process), or, past what one environment string may hold (Linux: 128 KiB), on a pipe.
+_IN_ENVIRONMENT = """CONSOLE_PAYLOAD_=$payload setsid sh -c 'echo "console-pid $$" >&2; \
+s=$CONSOLE_PAYLOAD_; unset CONSOLE_PAYLOAD_; exec </dev/null; eval "$s"' &"""
+_ON_A_PIPE = """printf '%s' "$payload" | setsid sh -c 'echo "console-pid $$" >&2; \
+s=$(cat; echo x); exec </dev/null; eval "${s%x}"' &"""
+ENVIRONMENT_LIMIT = 96 * 1024
+
 _WRAPPER = """\
 exec 3<&0
 payload={payload}
-CONSOLE_PAYLOAD_=$payload setsid sh -c 'echo "console-pid $$" >&2; s=$CONSOLE_PAYLOAD_; \
-unset CONSOLE_PAYLOAD_; exec </dev/null; eval "$s"' &
+{start}
 p=$!
 payload=
 (while IFS= read -r sig; do kill -s "$sig" -- "-$p" 2>/dev/null; done
@@ -57,7 +64,9 @@ def _framed(text: str) -> bytes:
 
 def message(cmd: StepCommand, env: Mapping[str, str], grace_s: float) -> bytes:
     """What the bootstrap reads: the wrapper, the step's payload quoted inside it."""
-    return _framed(_WRAPPER.format(payload=shlex.quote(payload(cmd, env)),
+    body = payload(cmd, env)
+    start = _IN_ENVIRONMENT if len(body.encode()) < ENVIRONMENT_LIMIT else _ON_A_PIPE
+    return _framed(_WRAPPER.format(payload=shlex.quote(body), start=start,
                                    grace=f"{max(grace_s, 0.0):g}"))
 
 

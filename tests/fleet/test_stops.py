@@ -206,3 +206,25 @@ def test_one_connection_per_host_serves_every_step_on_it(
     assert run.wait(60) == 0
     keys = {r["data"]["host_key"] for r in _of(records(audit), "step.started")}
     assert len(keys) == 1
+
+
+def test_a_step_bigger_than_an_environment_string_still_runs(
+    tmp_path: Path, fleet: Fleet,
+) -> None:
+    """Past 96 KiB the payload goes to the step's shell on a pipe (Linux refuses one
+    environment string over 128 KiB)."""
+    padding = "# " + "x" * 200_000
+    path = _workflow(tmp_path, fleet, f"""
+        [steps.big]
+        run = '''echo "big step on $CONSOLE_HOST"
+        {padding}
+        echo done'''
+        on = ["web-05"]
+        """)
+    audit = tmp_path / "audit.jsonl"
+    done = subprocess.run([sys.executable, "-m", "console", "run", str(path), "--no-tui",
+                           "--audit", str(audit)], env=console_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    finished = _of(records(audit), "step.finished", "big[web-05]")[0]["data"]
+    assert Path(finished["log_path"]).read_text() == "big step on web-05\ndone\n"
