@@ -195,7 +195,8 @@ class GroupRun:
 
     def _finish(self) -> None:
         if self._stopping is not None:
-            self._mark_not_run(f"step {self._stopping}", cancelled=True)
+            why = self._stopping
+            self._mark_not_run(why if why.startswith("run ") else f"step {why}", cancelled=True)
         elif self.over_budget:
             self._mark_not_run(self._budget_text(), cancelled=False)
         outcome: StepOutcome = (
