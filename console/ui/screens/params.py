@@ -8,6 +8,7 @@ them are the workflow author's text: drawn `terminal_safe`, as rich Text (never 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -15,7 +16,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
@@ -44,6 +45,33 @@ def describe_param(name: str, param: Param) -> str:
     return f"{head}: {param.description}" if param.description else head
 
 
+def placeholder_for(param: Param) -> str:
+    """What an empty field asks for, in words: the kind of value, its pattern, required."""
+    kind = {"int": "a whole number, e.g. 3", "string": "any text"}.get(param.type, param.type)
+    if param.pattern:
+        kind = f"text matching {param.pattern}"
+    return f"required: {kind}" if param.is_required else f"optional: {kind}"
+
+
+def field_problem(param: Param, raw: str) -> str:
+    """What is wrong with `raw` for `param` ("" if nothing), the pattern quoted as the
+    workflow file writes it (the loader's own message doubles its backslashes)."""
+    if param.type == "string" and param.pattern is not None:
+        if re.search(param.pattern, raw) is None:
+            return f"{raw} does not match the pattern {param.pattern}"
+        return ""
+    try:
+        coerce_param_value(param, raw)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def switch_words(value: bool) -> str:
+    """A switch's state in words, for terminals that show it in one colour."""
+    return "on (true)" if value else "off (false)"
+
+
 class ParamsScreen(ModalScreen[ParamValues | None]):
     """Dismisses with every param resolved (given ones included), or None on escape."""
 
@@ -60,8 +88,11 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
     }
     ParamsScreen #params-title { text-style: bold; }
     ParamsScreen VerticalScroll { height: auto; max-height: 16; }
-    ParamsScreen .param-label { margin-top: 1; }
-    ParamsScreen .param-problem { color: $text-error; height: auto; }
+    ParamsScreen .param-label { margin-top: 1; width: 1fr; }
+    ParamsScreen .param-problem { color: $text-error; height: auto; width: 1fr; display: none; }
+    ParamsScreen .param-problem.-shown { display: block; }
+    ParamsScreen .param-switch { height: auto; }
+    ParamsScreen .switch-state { width: auto; padding: 1 1; }
     ParamsScreen #params-problem { color: $text-error; height: auto; }
     ParamsScreen #params-hint { color: $text-muted; }
     """
@@ -83,7 +114,14 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
                     param = self.workflow.params[name]
                     label = terminal_safe(describe_param(name, param), multiline=True)
                     yield Label(Text(label), classes="param-label")
-                    yield self._field(name, param)
+                    field = self._field(name, param)
+                    if isinstance(field, Switch):
+                        with Horizontal(classes="param-switch"):
+                            yield field
+                            yield Label(switch_words(field.value), id=f"state-{name}",
+                                        classes="switch-state")
+                    else:
+                        yield field
                     yield Static("", id=f"problem-{name}", classes="param-problem")
             yield Static("", id="params-problem")
             yield Button("Start the run", id="params-start", variant="primary")
@@ -99,11 +137,11 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
         if param.type == "bool":
             return Switch(value=bool(default), id=f"param-{name}")
         shown = as_text(default) if default is not None else ""
-        placeholder: str = param.type
+        placeholder = terminal_safe(placeholder_for(param))
         if terminal_safe(shown) != shown:
             # An Input draws its value as it is: a default a terminal would act on is left
             # out of the field and named in the placeholder; an empty field takes it.
-            shown, placeholder = "", f"{param.type}, default {terminal_safe(shown)}"
+            shown, placeholder = "", f"{placeholder}, default {terminal_safe(shown)}"
         field = Input(value=shown, placeholder=placeholder, id=f"param-{name}")
         field.cursor_blink = self.blink
         return field
@@ -131,15 +169,8 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
         ok = True
         for name in self.asked:
             param = self.workflow.params[name]
-            problem = ""
-            if name in raw:
-                try:
-                    coerce_param_value(param, raw[name])
-                except ValueError as exc:
-                    problem = str(exc)
-            elif param.is_required:
-                problem = "required — give a value"
-            self.query_one(f"#problem-{name}", Static).update(Text(terminal_safe(problem)))
+            problem = self._problem(name, param, raw)
+            self._show_problem(name, problem)
             ok = ok and not problem
         overall = self.query_one("#params-problem", Static)
         if not ok:
@@ -152,6 +183,44 @@ class ParamsScreen(ModalScreen[ParamValues | None]):
             return None
         overall.update("")
         return dict(resolved)
+
+    @staticmethod
+    def _problem(name: str, param: Param, raw: Mapping[str, str]) -> str:
+        if name in raw:
+            return field_problem(param, raw[name])
+        return "required — give a value" if param.is_required else ""
+
+    def _show_problem(self, name: str, problem: str) -> None:
+        shown = self.query_one(f"#problem-{name}", Static)
+        shown.update(Text(terminal_safe(problem)))
+        shown.set_class(bool(problem), "-shown")
+
+    def _recheck(self, widget_id: str | None) -> None:
+        """A field changed: a problem it showed goes as soon as the value is right (and
+        says what is wrong now, if it still is)."""
+        name = (widget_id or "").removeprefix("param-")
+        shown = next(self.query(f"#problem-{name}").results(Static), None)
+        if name not in self.asked or shown is None:
+            return
+        if shown.has_class("-shown"):
+            self._show_problem(name, self._problem(name, self.workflow.params[name],
+                                                   self._raw_values()))
+        self.query_one("#params-problem", Static).update("")
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        self._recheck(event.input.id)
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        self._recheck(event.select.id)
+
+    @on(Switch.Changed)
+    def _switch_changed(self, event: Switch.Changed) -> None:
+        name = (event.switch.id or "").removeprefix("param-")
+        for state in self.query(f"#state-{name}").results(Label):
+            state.update(switch_words(event.value))
+        self._recheck(event.switch.id)
 
     def action_submit(self) -> None:
         values = self.validate()
