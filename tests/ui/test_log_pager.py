@@ -147,3 +147,22 @@ async def test_ctrl_s_saves_the_whole_log_and_never_overwrites(tmp_path: Path) -
 def test_attempt_logs_sit_beside_the_latest() -> None:
     latest = Path("/runs/r1/deploy.eu.3.log")
     assert attempt_log(latest, 3, 1) == Path("/runs/r1/deploy.eu.1.log")
+
+
+async def test_a_new_attempt_leaves_an_older_one_chosen_in_view(tmp_path: Path) -> None:
+    logs = [tmp_path / f"deploy.{n}.log" for n in (1, 2, 3)]
+    for number, log in enumerate(logs, 1):
+        log.write_text(f"attempt {number}\n")
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        tail = app.run_screen.detail.log_tail
+        tail.show(logs[1], 2)
+        tail.show_attempt(1)
+        tail.show(logs[2], 3)  # attempt 3 began while attempt 1 was being read
+        assert tail.path == logs[0] and "attempt 1/3" in title(tail)
+        tail.show_attempt(3)
+        tail.show(logs[2], 3)
+        assert tail.path == logs[2]
+        tail.show(tmp_path / "other.1.log", 1)  # another step: its own latest log
+        assert tail.path == tmp_path / "other.1.log" and tail.attempt == 1
