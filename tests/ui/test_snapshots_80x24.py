@@ -1,6 +1,7 @@
 """SVG snapshots of the shipped bluegreen workflow at 80x24 (running, at its gate, failed
 with the failed step selected) and of the demo at 60x20: everything important on screen
-(issue 12). Review a changed SVG before accepting it with `--snapshot-update`."""
+(issue 12), and bluegreen's params form. Review a changed SVG before accepting it with
+`--snapshot-update`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from textual.pilot import Pilot
 
 from console.events import RunStarted
 from console.ui.app import ConsoleApp
+from console.ui.screens.params import ParamsScreen
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
-from tests.ui.conftest import RUN, Story, awaiting_story, snapshot_app, ts
+from tests.ui.conftest import (
+    RUN,
+    ScriptedExecutor,
+    Story,
+    awaiting_story,
+    snapshot_app,
+    ts,
+    wait_for,
+)
 
 SnapCompare = Callable[..., bool]
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -93,3 +103,15 @@ def test_demo_awaiting_at_60x20(snap_compare: SnapCompare, demo: LoadedWorkflow,
                                 tmp_path: Path) -> None:
     assert snap_compare(snapshot_app(demo, tmp_path), run_before=feed(awaiting_story()),
                         terminal_size=(60, 20))
+
+
+def test_bluegreen_params_form_with_a_problem(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, ConsoleApp)
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen))
+        await pilot.press(*"1.4", "enter")
+        await pilot.pause()
+
+    app = snapshot_app(bluegreen(), tmp_path, executor=ScriptedExecutor(), start=True)
+    assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
