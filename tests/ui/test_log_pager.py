@@ -166,3 +166,16 @@ async def test_a_new_attempt_leaves_an_older_one_chosen_in_view(tmp_path: Path) 
         assert tail.path == logs[2]
         tail.show(tmp_path / "other.1.log", 1)  # another step: its own latest log
         assert tail.path == tmp_path / "other.1.log" and tail.attempt == 1
+
+
+def test_snapshot_the_first_attempt_searched_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, ConsoleApp)
+        tail = await focused_log(pilot, app, retried_test(tmp_path))
+        await pilot.press("left_square_bracket", "slash", *"line 5", "enter")
+        await wait_for(pilot, lambda: tail.has_focus and "/line 5" in title(tail))
+        await pilot.press("N")
+
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
