@@ -115,3 +115,15 @@ def test_bluegreen_params_form_with_a_problem(snap_compare: SnapCompare, tmp_pat
 
     app = snapshot_app(bluegreen(), tmp_path, executor=ScriptedExecutor(), start=True)
     assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
+
+
+def test_bluegreen_failed_in_16_colours(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """What a TERM=xterm(-16color) terminal gets: the app's `-ansi16` class (set on mount
+    from the terminal's colour system, which a snapshot's is not) gives every status its own
+    ANSI colour."""
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.set_class(True, "-ansi16")
+        await feed(bluegreen_failed())(pilot)
+
+    assert snap_compare(snapshot_app(bluegreen(), tmp_path), run_before=run_before,
+                        terminal_size=(80, 24))
