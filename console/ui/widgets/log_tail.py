@@ -6,21 +6,27 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from rich.console import Console
-from rich.style import Style
-from rich.text import Span, Text
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
 
 from console.textsafe import terminal_safe
-from console.ui.ansi import to_rich_text
+from console.ui.widgets.log_lines import (
+    attempt_log,
+    highlighted,
+    matching,
+    row_count,
+    step_part,
+    tail_lines,
+    window,
+    without_colour,
+)
 
 TAIL_BYTES = 64 * 1024
-# Complete lines kept from the last read; a screen never shows more.
-MAX_LINES = 1000
 # A theme sets this variable to "off" to show step output without its own colours.
 LOG_COLOURS_VARIABLE = "log-colours"
+__all__ = ["LOG_COLOURS_VARIABLE", "TAIL_BYTES", "LogTail", "attempt_log"]
 
 
 class LogTail(Widget, can_focus=True):
@@ -103,7 +109,7 @@ class LogTail(Widget, can_focus=True):
         """Tail `path` from now on (None: no log to show). `attempts`: `path` is the log of
         attempt `attempts` of a step, whose earlier attempts `[` reaches."""
         same_step = (path is not None and self._latest is not None
-                     and _step_part(path, attempts) == _step_part(self._latest, self._attempts))
+                     and step_part(path, attempts) == step_part(self._latest, self._attempts))
         older = same_step and 0 < self._attempt < self._attempts
         self._latest, self._attempts = path, attempts
         if older:
@@ -182,9 +188,9 @@ class LogTail(Widget, can_focus=True):
             return
         self._seen = seen
         self.last_read_bytes = len(data)
-        self._lines = _tail_lines(data, cut=start > 0)
+        self._lines = tail_lines(data, cut=start > 0)
         if self.query_text:
-            self._matches = _matching(self._lines, self.query_text)
+            self._matches = matching(self._lines, self.query_text)
             self._match = min(self._match, len(self._matches) - 1)
         self._set_placeholder(None if self._lines else "(no output yet)")
         self.refresh()
@@ -222,7 +228,7 @@ class LogTail(Widget, can_focus=True):
     def find(self, text: str) -> int:
         """Highlight `text` (any case) and show its last match; the number of matches."""
         self.query_text = text
-        self._matches = _matching(self._lines, text) if text else []
+        self._matches = matching(self._lines, text) if text else []
         self._match = len(self._matches) - 1
         if self._matches:
             self._show_match()
@@ -240,7 +246,7 @@ class LogTail(Widget, can_focus=True):
         """Scroll so the current match sits in the middle of the view (pauses following)."""
         width, height = self.content_size.width, self.content_size.height
         line = self._matches[self._match]
-        below = sum(_row_count(row, width, self.app.console) for row in self._lines[line + 1:])
+        below = sum(row_count(row, width, self.app.console) for row in self._lines[line + 1:])
         self.following = False
         self._skip = max(0, below - max(0, height - 1) // 2)
         self._retitle()
@@ -318,91 +324,10 @@ class LogTail(Widget, can_focus=True):
         lines = self._lines
         if self._matches:
             current, marked = self._matches[self._match], set(self._matches)
-            lines = [_highlighted(line, self.query_text, index == current)
+            lines = [highlighted(line, self.query_text, index == current)
                      if index in marked else line
                      for index, line in enumerate(lines)]
         rows, self._skip = window(lines, width, height, self.app.console, self._skip)
         if self.app.current_theme.variables.get(LOG_COLOURS_VARIABLE) == "off":
-            rows = [_without_colour(row) for row in rows]
+            rows = [without_colour(row) for row in rows]
         return Text("\n").join(rows)
-
-
-def attempt_log(latest: Path, latest_attempt: int, attempt: int) -> Path:
-    """Attempt `attempt`'s log beside `latest`, the log of attempt `latest_attempt`
-    (a run keeps every attempt's log as `<step>.<attempt>.log`)."""
-    return latest.with_name(f"{_step_part(latest, latest_attempt)}.{attempt}.log")
-
-
-def _step_part(path: Path, attempt: int) -> str:
-    suffix = f".{attempt}.log"
-    return path.name[: -len(suffix)] if path.name.endswith(suffix) else path.name
-
-
-def _matching(lines: list[Text], text: str) -> list[int]:
-    wanted = text.casefold()
-    return [index for index, line in enumerate(lines) if wanted in line.plain.casefold()]
-
-
-def _highlighted(line: Text, text: str, current: bool) -> Text:
-    marked = line.copy()
-    plain, wanted = line.plain.casefold(), text.casefold()
-    style = "bold reverse underline" if current else "reverse"
-    start = plain.find(wanted)
-    while start >= 0 and wanted:
-        marked.stylize(style, start, start + len(wanted))
-        start = plain.find(wanted, start + len(wanted))
-    return marked
-
-
-def _row_count(line: Text, width: int, console: Console) -> int:
-    if width <= 0 or not line:
-        return 1
-    return len(line.wrap(console, width, overflow="fold", no_wrap=False))
-
-
-def _without_colour(line: Text) -> Text:
-    """The line with its colours removed but bold, underline and the like kept."""
-    plain = line.copy()
-    plain.spans = [
-        Span(span.start, span.end, span.style.without_color)
-        for span in line.spans
-        if isinstance(span.style, Style)
-    ]
-    return plain
-
-
-def _tail_lines(data: bytes, *, cut: bool) -> list[Text]:
-    text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if cut and len(lines) > 1:
-        # The read began inside a line: its start is not in the window, so drop it. A
-        # single line longer than the window has no start to show; its end is kept.
-        lines = lines[1:]
-    return [to_rich_text(line) for line in lines[-MAX_LINES:]]
-
-
-def visible_rows(lines: list[Text], width: int, height: int, console: Console) -> list[Text]:
-    """The bottom `height` screen rows of `lines` wrapped at `width` (a line too long for
-    the whole area shows its last part)."""
-    return window(lines, width, height, console)[0]
-
-
-def window(lines: list[Text], width: int, height: int, console: Console,
-           skip: int = 0) -> tuple[list[Text], int]:
-    """The `height` screen rows of `lines` wrapped at `width` that end `skip` rows above
-    the bottom, and `skip` as it could be kept (not past the top)."""
-    rows: list[Text] = []
-    wanted = height + max(0, skip)
-    # Only the last `width * wanted` characters of a line can ever be on screen.
-    limit = width * wanted
-    for line in reversed(lines):
-        if len(rows) >= wanted:
-            break
-        piece = line[-limit:] if len(line) > limit else line
-        wrapped = piece.wrap(console, width, overflow="fold", no_wrap=False) if piece else [piece]
-        rows[:0] = list(wrapped)
-    skip = max(0, min(skip, len(rows) - height))
-    end = len(rows) - skip
-    return rows[max(0, end - height):end], skip
