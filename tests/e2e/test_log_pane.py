@@ -36,6 +36,7 @@ def test_a_retried_steps_first_attempt_is_found_searched_and_saved(tmp_path: Pat
         screen.wait_for("Save the whole log upload.1.log to:")
         screen.send("C-u")
         screen.type(str(saved))
+        screen.wait_for("upload-attempt-1.log")  # typed into the field
         screen.send("Enter")
         screen.wait_for("Saved the log to")
         assert saved.read_text() == "upload: connection reset by peer\n"

@@ -10,6 +10,7 @@ from textual.widgets import Input, Label, Switch
 from console.ui.screens.params import ParamsScreen, field_problem, placeholder_for
 from console.workflow.loader import load_workflow
 from tests.ui.conftest import ScriptedExecutor, snapshot_app, wait_for
+from tests.ui.test_snapshots_80x24 import version_field_focused
 
 MIGRATION = Path(__file__).resolve().parents[2] / "workflows" / "db-migration.toml"
 
@@ -22,10 +23,9 @@ async def test_the_form_for_db_migration_at_80x24(tmp_path: Path) -> None:
     loaded = load_workflow(MIGRATION)
     app = snapshot_app(loaded, tmp_path, executor=ScriptedExecutor(), start=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen))
+        await wait_for(pilot, lambda: version_field_focused(app))
         form = app.screen
         assert isinstance(form, ParamsScreen)
-        await pilot.pause()
         label = form.query(".param-label").first(Label)
         assert "the schema version to migrate to" in str(label.render())
         field = form.query_one("#param-version", Input)

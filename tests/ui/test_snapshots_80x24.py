@@ -105,11 +105,18 @@ def test_demo_awaiting_at_60x20(snap_compare: SnapCompare, demo: LoadedWorkflow,
                         terminal_size=(60, 20))
 
 
+def version_field_focused(app: ConsoleApp) -> bool:
+    """The form is up with the focus in its first field: keys pressed now are typed there."""
+    focused = app.screen.focused
+    return isinstance(app.screen, ParamsScreen) and focused is not None \
+        and focused.id == "param-version"
+
+
 def test_bluegreen_params_form_with_a_problem(snap_compare: SnapCompare, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, ConsoleApp)
-        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen))
+        await wait_for(pilot, lambda: version_field_focused(app))
         await pilot.press(*"1.4", "enter")
         await pilot.pause()
 

@@ -33,7 +33,6 @@ class LogPrompt(ModalScreen[str | None]):
     }
     LogPrompt #prompt-question { width: 1fr; }
     LogPrompt #prompt-hint { width: 1fr; color: $text-muted; }
-    LogPrompt Input { border: none; height: 1; padding: 0; background: $surface; }
     """
 
     def __init__(self, question: str, value: str = "", *, placeholder: str = "",

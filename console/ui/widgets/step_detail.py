@@ -171,9 +171,13 @@ class StepDetail(Vertical):
 
         def chosen(answer: str | None) -> None:
             tail.focus()
-            if answer and answer.strip():
-                message, ok = save_log(source, Path(answer.strip()).expanduser())
-                self.notify(message, severity="information" if ok else "error", markup=False)
+            if answer is None:
+                return
+            if not answer.strip():
+                self.notify("Not saved: no file named.", severity="warning", markup=False)
+                return
+            message, ok = save_log(source, Path(answer.strip()).expanduser())
+            self.notify(message, severity="information" if ok else "error", markup=False)
 
         default = Path.cwd() / f"{source.parent.name}-{source.name}"
         prompt = LogPrompt(f"Save the whole log {source.name} to:", str(default),
