@@ -30,6 +30,7 @@ def test_a_retried_steps_first_attempt_is_found_searched_and_saved(tmp_path: Pat
         screen.send("/")
         screen.wait_for("Find in the log")
         screen.type("RESET")
+        screen.wait_for("RESET")  # typed into the field
         screen.send("Enter")
         screen.wait_for("/RESET 1/1")
         screen.send("C-s")

@@ -23,10 +23,12 @@ def test_db_migration_params_read_without_colour(tmp_path: Path) -> None:
         assert r"required: text matching ^\d+\.\d+\.\d+$" in shown
         assert "off (false)" in shown  # dry_run's switch, in words
         screen.type("1.2")
+        screen.wait_for("1.2")  # typed into the field
         screen.send("C-s")
         shown = screen.wait_for("does not match the pattern")
         assert r"1.2 does not match the pattern ^\d+\.\d+\.\d+$" in shown
         screen.type(".3")
+        screen.wait_for("1.2.3")
         screen.wait_for("does not match", gone=True)
         screen.send("Tab")
         screen.send("Tab")

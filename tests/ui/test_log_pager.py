@@ -52,6 +52,15 @@ async def focused_log(pilot: Pilot[Any], app: ConsoleApp, story: Story) -> LogTa
     return tail
 
 
+async def prompt_ready(pilot: Pilot[Any], app: ConsoleApp) -> LogPrompt:
+    """The prompt is up with the focus in its field: keys pressed now are typed there."""
+    await wait_for(pilot, lambda: isinstance(app.screen, LogPrompt)
+                   and app.screen.focused is not None
+                   and app.screen.focused.id == "prompt-input")
+    assert isinstance(app.screen, LogPrompt)
+    return app.screen
+
+
 def shown(tail: LogTail) -> list[str]:
     return tail.render().plain.split("\n")
 
@@ -107,7 +116,7 @@ async def test_slash_finds_and_n_steps_through_the_matches(tmp_path: Path) -> No
     async with app.run_test(size=(80, 24)) as pilot:
         tail = await focused_log(pilot, app, retried_test(tmp_path))
         await pilot.press("slash")
-        assert isinstance(app.screen, LogPrompt)
+        await prompt_ready(pilot, app)
         await pilot.press(*"LINE 1", "enter")
         await wait_for(pilot, lambda: tail.has_focus)
         # "line 1", "line 10".."line 19": 11 matches; the last (newest) one is current
@@ -118,7 +127,9 @@ async def test_slash_finds_and_n_steps_through_the_matches(tmp_path: Path) -> No
         await pilot.press("n", "n")
         assert "1/11" in title(tail)
         assert "attempt two line 1\n" in tail.render().plain + "\n"
-        await pilot.press("slash", *"nowhere", "enter")
+        await pilot.press("slash")
+        await prompt_ready(pilot, app)
+        await pilot.press(*"nowhere", "enter")
         await wait_for(pilot, lambda: "no match" in title(tail))
 
 
@@ -128,16 +139,16 @@ async def test_ctrl_s_saves_the_whole_log_and_never_overwrites(tmp_path: Path) -
     async with app.run_test(size=(80, 24)) as pilot:
         tail = await focused_log(pilot, app, retried_test(tmp_path))
         await pilot.press("left_square_bracket", "ctrl+s")
-        assert isinstance(app.screen, LogPrompt)
-        assert app.screen.value.endswith(f"{RUN}-test.1.log")
-        field = app.screen.query_one("#prompt-input")
+        prompt = await prompt_ready(pilot, app)
+        assert prompt.value.endswith(f"{RUN}-test.1.log")
+        field = prompt.query_one("#prompt-input")
         field.value = str(target)  # type: ignore[attr-defined]
         await pilot.press("enter")
         await wait_for(pilot, lambda: target.exists())
         assert target.read_text().endswith("connection reset by peer\n")
         assert target.read_text().startswith("attempt one line 0\n")
         await pilot.press("ctrl+s")
-        field = app.screen.query_one("#prompt-input")
+        field = (await prompt_ready(pilot, app)).query_one("#prompt-input")
         field.value = str(target)  # type: ignore[attr-defined]
         await pilot.press("enter")
         await wait_for(pilot, lambda: tail.has_focus)
@@ -173,7 +184,9 @@ def test_snapshot_the_first_attempt_searched_at_80x24(snap_compare: Any, tmp_pat
         app = pilot.app
         assert isinstance(app, ConsoleApp)
         tail = await focused_log(pilot, app, retried_test(tmp_path))
-        await pilot.press("left_square_bracket", "slash", *"line 5", "enter")
+        await pilot.press("left_square_bracket", "slash")
+        await prompt_ready(pilot, app)
+        await pilot.press(*"line 5", "enter")
         await wait_for(pilot, lambda: tail.has_focus and "/line 5" in title(tail))
         await pilot.press("N")
 
