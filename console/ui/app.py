@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import pwd
 import signal
-import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -23,10 +21,17 @@ from textual.screen import Screen
 from textual.theme import Theme
 
 from console.config import Config, ConfigError, save_theme
-from console.paths import default_audit_path
 from console.run.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.color_filter import WithoutColor
 from console.ui.driver import ConsoleDriver
+from console.ui.run_factories import (
+    SettingsFor,
+    default_run_factory,
+    hosted_run_factory,
+    local_identity,
+    settings_maker,
+    watched,
+)
 from console.ui.run_options import AttachTo
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.run import Clock, RunFactory, RunOptions, RunScreen
@@ -100,7 +105,7 @@ class ConsoleApp(App[int]):
             self._filters.append(WithoutColor())
         self.live_run = LiveRun()
         options = dataclasses.replace(
-            options, run_factory=_watched(options.run_factory, self.live_run)
+            options, run_factory=watched(options.run_factory, self.live_run)
         )
         self.options = options
         self.theme_names = register_themes(self, themes)
@@ -314,96 +319,6 @@ class ConsoleApp(App[int]):
             yield SystemCommand(title, help_text, callback)
 
 
-def _watched(factory: RunFactory, live_run: LiveRun) -> RunFactory:
-    """Every run the app hosts itself tells `live_run` whether it runs, and which steps
-    (the lifeline kills those process groups if the process must end at once)."""
-
-    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
-              settings: EngineSettings) -> RunHandle | Awaitable[RunHandle]:
-        from console.host.handle import InProcessRun
-
-        handle = factory(loaded, params, settings)
-        if isinstance(handle, InProcessRun):
-            handle.add_sink(live_run)
-        return handle
-
-    return build
-
-
-def _hosted_run_factory() -> RunFactory:
-    """Each run in a host process of its own, attached to through its socket."""
-
-    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
-              settings: EngineSettings) -> Awaitable[RunHandle]:
-        return _start_hosted(loaded.path, dict(params), settings)
-
-    return build
-
-
-async def _start_hosted(path: Path, params: dict[str, str | int | bool],
-                        settings: EngineSettings) -> RunHandle:
-    from console.errors import ControlError
-    from console.host.attached import AttachedRun
-    from console.host.process import start_host_process
-
-    settings = dataclasses.replace(settings, control_socket=True)
-    started = await asyncio.to_thread(start_host_process, path, params, settings)
-    if started.socket_path is None:
-        raise ControlError(f"run {started.run_id} started without a control socket")
-    return await AttachedRun.connect(started.socket_path)
-
-
-def _default_run_factory(executor: Executor | None) -> RunFactory:
-    def build(loaded: LoadedWorkflow, params: Mapping[str, str | int | bool],
-              settings: EngineSettings) -> RunHandle:
-        from console.host.handle import InProcessRun
-        from console.host.run_host import RunHost
-
-        return InProcessRun(RunHost(loaded, params, (), settings, executor=executor))
-
-    return build
-
-
-SettingsFor = Callable[["LoadedWorkflow"], "EngineSettings"]
-
-
-def _settings_maker(given: EngineSettings | SettingsFor | None, config: Config,
-                    audit_path: Path | None) -> SettingsFor:
-    """The run settings, once the workflow is loaded (its `[workflow] audit` counts)."""
-
-    def make(loaded: LoadedWorkflow) -> EngineSettings:
-        from console.run.settings import EngineSettings  # not the engine: a viewer needs none
-
-        if callable(given):
-            settings = given(loaded)
-        elif given is not None:
-            settings = given
-        else:
-            settings = EngineSettings(audit_path=_audit_path(loaded, config))
-        settings = dataclasses.replace(settings, via="tui")
-        if audit_path is not None:
-            settings = dataclasses.replace(settings, audit_path=audit_path)
-        return settings
-
-    return make
-
-
-def _audit_path(loaded: LoadedWorkflow, config: Config) -> Path:
-    """`[workflow] audit` (relative to the workflow), else the config file's, else the default."""
-    if loaded.model.workflow.audit:
-        return (loaded.base_dir / Path(loaded.model.workflow.audit).expanduser()).resolve()
-    return config.audit_path or default_audit_path()
-
-
-def _local_identity() -> tuple[str, str]:
-    uid = os.getuid()
-    try:
-        user = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        user = str(uid)
-    return user, socket.gethostname()
-
-
 def make_app(
     workflow: LoadedWorkflow | Path | str,
     *,
@@ -438,13 +353,13 @@ def make_app(
     config = config if config is not None else Config.load()
     themes = load_themes()
     chosen = initial_theme(theme, config, os.environ, [t.name for t in themes])
-    user, host = identity if identity is not None else _local_identity()
+    user, host = identity if identity is not None else local_identity()
     options = RunOptions(
         path=path,
         loaded=loaded,
         given_params=dict(params or {}),
-        settings_for=_settings_maker(settings, config, audit_path),
-        run_factory=run_factory or _default_run_factory(executor),
+        settings_for=settings_maker(settings, config, audit_path),
+        run_factory=run_factory or default_run_factory(executor),
         clock=clock or (lambda: datetime.now(UTC)),
         user=user,
         host=host,
@@ -497,7 +412,7 @@ def run_tui_path(
     the DAG; `q` then exits 1. Returns the exit code: 0 all succeeded, 1 failed, 3 denied,
     130 interrupted or cancelled, 0 when detached from a run still going."""
     app = make_app(path, params=params, settings=settings_for, theme=theme, start=True,
-                   run_factory=_hosted_run_factory())
+                   run_factory=hosted_run_factory())
     code = app.run()
     app.print_exit_note()
     return 1 if code is None else code
