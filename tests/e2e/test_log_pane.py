@@ -36,6 +36,9 @@ def test_a_retried_steps_first_attempt_is_found_searched_and_saved(tmp_path: Pat
         screen.send("C-s")
         screen.wait_for("Save the whole log upload.1.log to:")
         screen.send("C-u")
+        # Text typed in the same instant as ctrl+u can reach the field before ctrl+u's
+        # action runs, and be cleared with the default; type once the field is empty.
+        screen.wait_for("-upload.1.log", gone=True)
         screen.type(str(saved))
         screen.wait_for("upload-attempt-1.log")  # typed into the field
         screen.send("Enter")
