@@ -21,7 +21,7 @@ from console.textsafe import terminal_safe
 from console.workflow.graph import layers
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
-from console.workflow.model import PolicyRule, Step
+from console.workflow.spec import PolicyRule, Step
 
 LARGE_DAG = 60
 GATE = "◆"

@@ -30,7 +30,7 @@ from console.run.ids import new_run_id
 from console.run.settings import EngineSettings
 from console.startup import settled
 from console.workflow.loaded import LoadedWorkflow
-from console.workflow.loader import load_workflow
+from console.workflow.plan_cache import load_for_run
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
         spec = HostSpec.from_json(json.load(feed))
     ready_fd: int = args.ready_fd
     try:
-        loaded = load_workflow(spec.workflow)
+        loaded = load_for_run(spec.workflow)
     except ConsoleError as exc:
         report_started(ready_fd, None, exc.message)
         return exc.exit_code

@@ -29,8 +29,9 @@ from console.textsafe import terminal_safe
 from console.workflow.fleet import describe_strategy
 from console.workflow.graph import topological_order
 from console.workflow.loaded import LoadedWorkflow
-from console.workflow.loader import load_workflow, resolve_params
-from console.workflow.model import SECRET_REFERENCE
+from console.workflow.loader import load_workflow
+from console.workflow.params import resolve_params
+from console.workflow.spec import SECRET_REFERENCE
 from console.workflow.templating import render_argv, render_value
 
 MASK = "***"

@@ -64,9 +64,10 @@ def main(args: argparse.Namespace) -> int:
             args.file, given, lambda loaded: settings_for(args, loaded, "tui"), theme=args.theme
         )
         return code
-    from console.workflow.loader import load_workflow, resolve_params
+    from console.workflow.params import resolve_params
+    from console.workflow.plan_cache import load_for_run
 
-    loaded = load_workflow(args.file)
+    loaded = load_for_run(args.file)
     if not args.no_tui:
         print("console: no terminal for the UI; running headless (--no-tui)", file=sys.stderr)
     params = resolve_params(loaded.model, given)
@@ -76,9 +77,10 @@ def main(args: argparse.Namespace) -> int:
 def detach(args: argparse.Namespace, given: dict[str, str]) -> int:
     """Validate, start the run in a host process of its own, say how to attach, exit 0."""
     from console.commands.host import fork_host
-    from console.workflow.loader import load_workflow, resolve_params
+    from console.workflow.params import resolve_params
+    from console.workflow.plan_cache import load_for_run
 
-    loaded = load_workflow(args.file)
+    loaded = load_for_run(args.file)
     params = resolve_params(loaded.model, given)
     started = fork_host(loaded, params, settings_for(args, loaded, "host"))
     print(f"run {started.run_id} started in the background (pid {started.pid})")

@@ -29,7 +29,7 @@ from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
 from console.exec.step_process import StepProcess
 from console.exec.steplog import StepLog, attempt_result
 from console.exec.watchdog import Watchdog
-from console.workflow.model import format_duration
+from console.workflow.spec import format_duration
 
 # After the leader exits, how long its output pipes may stay open before the rest of the
 # group is stopped. Output already written is read in milliseconds; only a background

@@ -25,7 +25,7 @@ from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
 from console.exec.ssh_connect import Connection, ConnectionPool, HostUnreachable
 from console.exec.ssh_script import BOOTSTRAP, PID_MARKER, WRAPPER_FAILED, message
 from console.exec.steplog import STDERR, STDOUT, StepLog, attempt_result
-from console.workflow.model import format_duration
+from console.workflow.spec import format_duration
 
 READ_SIZE = 256 * 1024
 KILL_WAIT_S = 5.0

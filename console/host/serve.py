@@ -215,7 +215,8 @@ class Service:
     def _start(
         self, path: Path, given: Mapping[str, str], resume: str | None, uid: int
     ) -> StartedHost:
-        from console.workflow.loader import load_workflow, resolve_params
+        from console.workflow.loader import load_workflow
+        from console.workflow.params import resolve_params
 
         loaded = load_workflow(path)
         for used in loaded.file_hashes:  # its policies and inventory: the same rule

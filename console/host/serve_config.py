@@ -29,7 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from console.errors import ConsoleError
 from console.host.serve_paths import CONFIG_ENV, DEFAULT_AUDIT, DEFAULT_RUNTIME, config_path
-from console.workflow.model import parse_duration
+from console.workflow.spec import parse_duration
 
 
 class ServeConfigError(ConsoleError):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from console.policy.approvals import GateTally
 from console.policy.decision import RuleOutcome
 from console.policy.identity import Identity
-from console.workflow.model import format_duration
+from console.workflow.spec import format_duration
 
 
 def describe_rule(rule: RuleOutcome) -> str:

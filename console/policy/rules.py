@@ -21,7 +21,7 @@ from console.policy.identity import Identity
 from console.policy.windows import describe_window, in_window
 from console.workflow.expressions import CompiledCondition, ConditionEvaluationError
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
-from console.workflow.model import Match, PolicyRule, Step
+from console.workflow.spec import Match, PolicyRule, Step
 
 # What can differ between steps or over a run: no result is shared across steps for these.
 _PER_STEP = frozenset({"step", "now", "steps"})

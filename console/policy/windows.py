@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from console.workflow.model import WEEKDAYS, Window
+from console.workflow.spec import WEEKDAYS, Window
 
 
 def in_window(window: Window, now: datetime) -> bool:

@@ -28,7 +28,7 @@ from console.policy.decision import Decision
 from console.policy.identity import Identity, identity_for_uid
 from console.policy.verdict import Verdict
 from console.run.refusals import RefusalCoalescer
-from console.workflow.model import format_duration
+from console.workflow.spec import format_duration
 
 GateAction = Literal["approve", "deny", "override"]
 

@@ -34,7 +34,7 @@ from console.events import (
 )
 from console.policy.decision import Decision, RuleOutcome, combine
 from console.workflow.fleet import failures_allowed, instance_id, waves_of
-from console.workflow.model import Strategy
+from console.workflow.spec import Strategy
 
 FAILED = frozenset({"failed", "error"})
 

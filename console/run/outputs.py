@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.exec.base import ExecResult
-from console.workflow.model import Step
+from console.workflow.spec import Step
 
 if TYPE_CHECKING:  # prepare.py imports this module
     from console.run.prepare import StepPreparer

@@ -17,7 +17,7 @@ from console.run.outputs import prepare_output_file
 from console.workflow.fleet import split_instance
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.matrix import matrix_env, parse_key
-from console.workflow.model import SECRET_REFERENCE
+from console.workflow.spec import SECRET_REFERENCE
 from console.workflow.templating import (
     TemplateValues,
     references,

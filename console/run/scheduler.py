@@ -48,7 +48,7 @@ from console.workflow.fleet import split_instance
 from console.workflow.graph import dependents, topological_order
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.matrix import matrix_values
-from console.workflow.model import Step
+from console.workflow.spec import Step
 
 FAILED = frozenset({"failed", "error"})
 

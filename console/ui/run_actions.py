@@ -91,7 +91,7 @@ class RunActions:
             return
         from console.errors import ParamError
         from console.ui.screens.params import ParamsScreen, as_text
-        from console.workflow.loader import resolve_params
+        from console.workflow.params import resolve_params
 
         model, given_params = view.loaded.model, view.given_params
         missing = [n for n, p in model.params.items() if p.is_required and n not in given_params]

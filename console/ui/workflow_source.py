@@ -68,11 +68,12 @@ class WorkflowSource(Widget):
 
     @work(exclusive=True, group="load", exit_on_error=False, thread=True)
     def load(self) -> tuple[LoadedWorkflow, EngineSettings]:
-        """In a thread: parse and validate the file (pydantic and the engine are imported
-        here too, so starting the run does not pay for them); posts Loaded or Failed."""
-        from console.workflow.loader import load_workflow
+        """In a thread: the file's plan, kept or validated now (console/workflow/plan_cache.py;
+        the engine is imported here too, so starting the run does not pay for it); posts
+        Loaded or Failed."""
+        from console.workflow.plan_cache import load_for_run
 
-        loaded = load_workflow(self.path)
+        loaded = load_for_run(self.path)
         settings = self.settings_for(loaded)
         for module in self.preload:
             importlib.import_module(module)
@@ -80,9 +81,9 @@ class WorkflowSource(Widget):
 
     def read_again(self, loaded: LoadedWorkflow) -> LoadedWorkflow:
         """Read the file of `loaded` again, now; raises WorkflowError if it has errors."""
-        from console.workflow.loader import load_workflow
+        from console.workflow.plan_cache import load_for_run
 
-        return load_workflow(loaded.path)
+        return load_for_run(loaded.path)
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def start_watching(self, loaded: LoadedWorkflow | None) -> None:

@@ -15,8 +15,8 @@ from console.workflow.checks_outputs import check_handoffs
 from console.workflow.expressions import CompiledCondition, ConditionSyntaxError, compile_condition
 from console.workflow.graph import find_cycle
 from console.workflow.locate import Position
-from console.workflow.model import SECRET_REFERENCE, STEP_ID_PATTERN
 from console.workflow.problems import FileProblems
+from console.workflow.spec import SECRET_REFERENCE, STEP_ID_PATTERN
 from console.workflow.suggest import did_you_mean
 from console.workflow.templating import malformed_templates, template_references
 

@@ -6,13 +6,10 @@ The context a condition sees is documented in docs/policy.md: `step`, `params`, 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,11 +19,17 @@ def _load_cel() -> ModuleType:
 
     `import cel` also imports the package's REPL (typer, prompt_toolkit, rich): 0.4 s on
     every command, and a terminal UI library inside the domain. The extension alone has
-    `compile`; registered as `cel.cel`, a later `import cel` elsewhere reuses it.
+    `compile`; registered as `cel.cel`, a later `import cel` elsewhere reuses it. Loaded
+    when the first condition compiles (finding and loading it is ~15 ms of a start-up,
+    which a workflow without `when` never needs).
     """
     loaded = sys.modules.get("cel.cel")
     if loaded is not None:
         return loaded
+    import importlib.util
+    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+    from pathlib import Path
+
     package = importlib.util.find_spec("cel")
     for location in (package.submodule_search_locations or []) if package else []:
         for suffix in EXTENSION_SUFFIXES:
@@ -45,8 +48,6 @@ def _load_cel() -> ModuleType:
 
     return cel
 
-
-cel = _load_cel()
 
 CONTEXT_VARIABLES = frozenset({"step", "params", "run", "user", "now", "steps"})
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
@@ -99,7 +100,7 @@ class CompiledCondition:
 def compile_condition(source: str) -> CompiledCondition:
     """Compile a CEL expression; unknown top-level variables are a compile error too."""
     try:
-        program = cel.compile(source)
+        program = _load_cel().compile(source)
     except Exception as exc:
         text = str(exc)
         found = _POSITION.search(text)

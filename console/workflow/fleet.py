@@ -11,11 +11,12 @@ the step.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from console.workflow.model import Host, Strategy, format_duration
+from console.workflow.spec import Host, InventoryFile, Strategy, Workflow, format_duration
 
 DEFAULT_STRATEGY = Strategy()
 
@@ -115,3 +116,42 @@ def split_instance(unit: str) -> tuple[str, str] | None:
         return None
     step, bracket, key = unit[:-1].partition("[")
     return (step, key) if bracket else None
+
+
+def merge_inventory(
+    model: Workflow,
+    workflow_path: Path,
+    shared: InventoryFile | None,
+    shared_path: Path | None,
+) -> Inventory:
+    """One Inventory: the inventory file's hosts, then the workflow's own; paths absolute."""
+    meta = model.workflow
+    hosts: dict[str, InventoryHost] = {}
+
+    if shared is not None and shared_path is not None:
+        # The inventory's known_hosts (relative to it) wins; else the workflow's.
+        known_base, known = (
+            (shared_path.parent, shared.known_hosts) if shared.known_hosts is not None
+            else (workflow_path.parent, meta.known_hosts)
+        )
+        timeout = shared.connect_timeout or meta.connect_timeout
+        for name, host in shared.hosts.items():
+            hosts[name] = InventoryHost(
+                name=name, host=host, known_hosts=_absolute(known_base, known),
+                identity=_absolute(shared_path.parent, host.identity),
+                connect_timeout_s=timeout, defined_in=shared_path.parent,
+            )
+    base = workflow_path.parent
+    for name, host in model.hosts.items():
+        hosts.setdefault(name, InventoryHost(
+            name=name, host=host, known_hosts=_absolute(base, meta.known_hosts),
+            identity=_absolute(base, host.identity), connect_timeout_s=meta.connect_timeout,
+            defined_in=base,
+        ))
+    return Inventory(hosts, shared_path if shared is not None else None)
+
+
+def _absolute(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    return Path(os.path.abspath(base / Path(value).expanduser()))

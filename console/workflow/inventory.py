@@ -1,5 +1,6 @@
 """The hosts a workflow may run steps on: its own `[hosts.NAME]` tables and a shared
-inventory file, merged and checked; and each step's `on`, checked against them.
+inventory file, checked (console/workflow/fleet.py merges them); and each step's `on`,
+checked against them.
 
 Like the other checks these read the raw TOML data, so schema problems and these are
 reported together, each at its place (FILE:LINE:COL) with a suggestion.
@@ -7,15 +8,12 @@ reported together, each at its place (FILE:LINE:COL) with a suggestion.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from console.workflow.fleet import Inventory, InventoryHost
-from console.workflow.model import HOST_NAME_PATTERN, InventoryFile, Workflow
 from console.workflow.problems import FileProblems
+from console.workflow.spec import HOST_NAME_PATTERN
 from console.workflow.suggest import did_you_mean
 
 _NO_HOSTS_FIX = 'add [hosts.NAME] tables (address, groups) or [workflow] inventory = "hosts.toml"'
@@ -41,47 +39,6 @@ def check_duplicate_hosts(own: Mapping[str, Any], shared: Mapping[str, Any],
             out.add(("hosts", name), f"host `{name}` is also defined in the inventory "
                     f"({shared_file.file}:{first.line})", "define each host once; remove "
                     "this table or the inventory's")
-
-
-def merge_inventory(
-    model: Workflow | None,
-    workflow_path: Path,
-    shared: InventoryFile | None,
-    shared_path: Path | None,
-) -> Inventory:
-    """One Inventory: the inventory file's hosts, then the workflow's own; paths absolute."""
-    if model is None:
-        return Inventory()
-    meta = model.workflow
-    hosts: dict[str, InventoryHost] = {}
-
-    if shared is not None and shared_path is not None:
-        # The inventory's known_hosts (relative to it) wins; else the workflow's.
-        known_base, known = (
-            (shared_path.parent, shared.known_hosts) if shared.known_hosts is not None
-            else (workflow_path.parent, meta.known_hosts)
-        )
-        timeout = shared.connect_timeout or meta.connect_timeout
-        for name, host in shared.hosts.items():
-            hosts[name] = InventoryHost(
-                name=name, host=host, known_hosts=_absolute(known_base, known),
-                identity=_absolute(shared_path.parent, host.identity),
-                connect_timeout_s=timeout, defined_in=shared_path.parent,
-            )
-    base = workflow_path.parent
-    for name, host in model.hosts.items():
-        hosts.setdefault(name, InventoryHost(
-            name=name, host=host, known_hosts=_absolute(base, meta.known_hosts),
-            identity=_absolute(base, host.identity), connect_timeout_s=meta.connect_timeout,
-            defined_in=base,
-        ))
-    return Inventory(hosts, shared_path if shared is not None else None)
-
-
-def _absolute(base: Path, value: str | None) -> Path | None:
-    if value is None:
-        return None
-    return Path(os.path.abspath(base / Path(value).expanduser()))
 
 
 def check_targets(data: dict[str, Any], hosts: Mapping[str, Any],

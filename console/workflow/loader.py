@@ -10,7 +10,6 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,24 +17,19 @@ from typing import Any, TypeVar
 import tomli as tomllib  # the compiled parser: 2-3x tomllib on large files
 from pydantic import BaseModel, ValidationError
 
-from console.errors import ParamError, WorkflowError
+from console.errors import WorkflowError
 from console.workflow.checks import check_policies, check_steps
 from console.workflow.explain import explain
-from console.workflow.expressions import CompiledCondition
-from console.workflow.fleet import Inventory
 from console.workflow.inventory import (
     check_duplicate_hosts,
     check_host_tables,
     check_targets,
-    merge_inventory,
     raw_groups,
 )
-from console.workflow.loaded import LoadedWorkflow, SourcedRule
+from console.workflow.loaded import LoadedWorkflow, Validated, assemble
 from console.workflow.locate import Position, deepest_bracket, position_of_offset
-from console.workflow.matrix import combination_key, combinations
-from console.workflow.model import InventoryFile, PolicyFile, Workflow, coerce_param_value
+from console.workflow.model import InventoryFile, PolicyFile, Workflow
 from console.workflow.problems import FileProblems, Problem, render_all
-from console.workflow.suggest import did_you_mean
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 32
@@ -70,6 +64,12 @@ class _Source:
 
 def load_workflow(path: str | Path) -> LoadedWorkflow:
     """Read, parse and check a workflow and its shared policy files; raise WorkflowError."""
+    return assemble(validate_workflow(path))
+
+
+def validate_workflow(path: str | Path) -> Validated:
+    """Read, parse and check a workflow and the files it names; what they hold, as plain
+    data; raise WorkflowError with every problem found."""
     shown = str(path)
     try:
         source = _read(Path(os.path.abspath(path)), shown, referenced_from=None)
@@ -84,13 +84,13 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
             + '"; validate that workflow')]))
     model = _validate(Workflow, data, workflow_problems)
     check_steps(data, workflow_problems)
-    own_conditions = check_policies(data, workflow_problems)
+    check_policies(data, workflow_problems)
     if not workflow_problems.problems and not model_has_steps(model):
         workflow_problems.add(("steps",), "there are no steps",
                               'add a [steps.NAME] table with run = "..."')
 
     hashes = {str(source.path): hashlib.sha256(source.raw).hexdigest()}
-    rules: list[SourcedRule] = []
+    policy_files: list[tuple[Path, list[dict[str, Any]]]] = []
     policy_problems: list[Problem] = []
     names: dict[str, tuple[FileProblems, int]] = {}
     for index, entry in enumerate(_policy_entries(data)):
@@ -101,32 +101,29 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
         policy_source, policy_data = found
         policy_path = policy_source.path
         hashes.setdefault(str(policy_path), hashlib.sha256(policy_source.raw).hexdigest())
-        rules += _load_policy_file(policy_source, policy_data, names, policy_problems)
-    if model is not None:
-        rules += _sourced(model.policy, source.path, own_conditions)
+        rules = _load_policy_file(policy_source, policy_data, names, policy_problems)
+        if rules is not None:
+            policy_files.append((policy_path, rules))
     _check_duplicate_names(data, workflow_problems, names)
-    inventory, inventory_problems = _load_hosts(source, shown, data, model, workflow_problems,
-                                                hashes)
+    inventory, inventory_problems = _load_hosts(source, shown, data, workflow_problems, hashes)
 
     problems = workflow_problems.sorted() + policy_problems + inventory_problems
     if problems or model is None:
         raise WorkflowError(render_all(problems))
-    targets = {sid: inventory.resolve(step.on) for sid, step in model.steps.items()
-               if step.on is not None}
-    matrices = {sid: tuple(combination_key(c) for c in combinations(step.matrix))
-                for sid, step in model.steps.items() if step.matrix is not None}
-    return LoadedWorkflow(path=source.path, model=model, rules=tuple(rules), file_hashes=hashes,
-                          inventory=inventory, targets=targets, matrices=matrices)
+    return Validated(path=source.path, workflow=model.model_dump(),
+                     policy_files=tuple(policy_files), inventory=inventory,
+                     file_hashes=hashes)
 
 
-def _load_hosts(source: _Source, shown: str, data: dict[str, Any], model: Workflow | None,
-                out: FileProblems, hashes: dict[str, str]) -> tuple[Inventory, list[Problem]]:
-    """The workflow's hosts and its shared inventory file, checked; steps' `on` checked."""
+def _load_hosts(
+    source: _Source, shown: str, data: dict[str, Any], out: FileProblems, hashes: dict[str, str]
+) -> tuple[tuple[Path, dict[str, Any]] | None, list[Problem]]:
+    """The shared inventory file (its path and what it holds), checked, with the workflow's
+    own hosts; steps' `on` checked against them all."""
     problems: list[Problem] = []
     own = {k: v for k, v in _dict(data.get("hosts")).items()}
     shared_raw: dict[str, Any] = {}
-    shared: InventoryFile | None = None
-    shared_path: Path | None = None
+    shared: tuple[Path, dict[str, Any]] | None = None
     meta = _dict(data.get("workflow"))
     entry = meta.get("inventory")
     check_host_tables(data, out)
@@ -138,14 +135,16 @@ def _load_hosts(source: _Source, shown: str, data: dict[str, Any], model: Workfl
         shared_path = inventory_source.path
         hashes.setdefault(str(shared_path), hashlib.sha256(inventory_source.raw).hexdigest())
         inventory_out = FileProblems(inventory_source.shown, inventory_source.text)
-        shared = _validate(InventoryFile, inventory_data, inventory_out)
+        validated = _validate(InventoryFile, inventory_data, inventory_out)
+        if validated is not None:
+            shared = (shared_path, validated.model_dump())
         check_host_tables(inventory_data, inventory_out)
         shared_raw = _dict(inventory_data.get("hosts"))
         check_duplicate_hosts(own, shared_raw, inventory_out, out)
         problems += inventory_out.sorted()
     all_hosts = {**shared_raw, **own}
     check_targets(data, all_hosts, raw_groups(shared_raw, own), out)
-    return merge_inventory(model, source.path, shared, shared_path), problems
+    return shared, problems
 
 
 def _read_referenced(
@@ -185,18 +184,14 @@ def _policy_entries(data: dict[str, Any]) -> list[str]:
 
 def _load_policy_file(source: _Source, data: dict[str, Any],
                       names: dict[str, tuple[FileProblems, int]],
-                      problems: list[Problem]) -> list[SourcedRule]:
+                      problems: list[Problem]) -> list[dict[str, Any]] | None:
+    """A shared policy file's rules, as validated; None if it has problems (added)."""
     out = FileProblems(source.shown, source.text)
     model = _validate(PolicyFile, data, out)
-    conditions = check_policies(data, out)
+    check_policies(data, out)
     _check_duplicate_names(data, out, names)
     problems += out.sorted()
-    return _sourced(model.policy, source.path, conditions) if model is not None else []
-
-
-def _sourced(rules: list[Any], origin: Path,
-             conditions: Mapping[int, CompiledCondition]) -> list[SourcedRule]:
-    return [SourcedRule(rule, origin, conditions.get(i)) for i, rule in enumerate(rules)]
+    return model.model_dump()["policy"] if model is not None else None
 
 
 def _check_duplicate_names(data: dict[str, Any], out: FileProblems,
@@ -334,50 +329,3 @@ def _path_too_deep(data: dict[str, Any]) -> tuple[str | int, ...] | None:
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in enumerate(value))
     return None
-
-
-def resolve_params(
-    workflow: Workflow | LoadedWorkflow, given: Mapping[str, str]
-) -> dict[str, str | int | bool]:
-    """Check `-p key=value` pairs against the declarations; defaults fill the rest.
-
-    A param that is neither given, required nor defaulted is left out. Raises ParamError
-    listing every unknown, missing or ill-fitting value with its fix.
-    """
-    model = workflow.model if isinstance(workflow, LoadedWorkflow) else workflow
-    declared = model.params
-    problems: list[str] = []
-    values: dict[str, str | int | bool] = {}
-    for name, raw in given.items():
-        if name not in declared:
-            hint = (did_you_mean(name, list(declared), listing="declared params")
-                    if declared else "this workflow declares no params")
-            problems.append(f"-p {name}={raw}: unknown param `{name}` — {hint}")
-    for name, param in declared.items():
-        if name in given:
-            try:
-                values[name] = coerce_param_value(param, given[name])
-            except ValueError as exc:
-                what, _, fix = str(exc).partition(" — ")
-                problems.append(f"-p {name}={given[name]}: {what} — "
-                                f"{fix or _param_fix(name, param)}")
-        elif param.default is not None:
-            values[name] = coerce_param_value(param, param.default)
-        elif param.is_required:
-            problems.append(f"missing param `{name}` ({_describe(param)}) — "
-                            f"pass -p {name}=VALUE")
-    if problems:
-        raise ParamError("\n".join(problems))
-    return values
-
-
-def _describe(param: Any) -> str:
-    if param.type == "choice":
-        return "one of " + ", ".join(param.choices or [])
-    if param.pattern:
-        return f"a string matching {param.pattern}"
-    return {"string": "a string", "int": "a whole number", "bool": "true or false"}[param.type]
-
-
-def _param_fix(name: str, param: Any) -> str:
-    return f"pass -p {name}=VALUE with {_describe(param)}"

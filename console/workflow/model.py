@@ -2,6 +2,8 @@
 
 Every model forbids unknown keys, so a typo is an error rather than a silent default.
 Durations are written as "90s", "10m", "1h30m", "500ms" and held as seconds (float).
+These models decide what is valid (and give the JSON Schema); a run holds what they
+accepted as the plain records of console/workflow/spec.py, built from `model_dump()`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
     model_validator,
+)
+
+from console.workflow.spec import (
+    DURATION_PATTERN,
+    HOST_NAME_PATTERN,
+    MATRIX_KEY_PATTERN,
+    MATRIX_VALUE_PATTERN,
+    OUTPUT_NAME_PATTERN,
+    PARAM_NAME_PATTERN,
+    STEP_ID_PATTERN,
+    WEEKDAYS,
+    Weekday,
+    coerce_param_value,
+    parse_duration,
+    parse_share,
 )
 
 
@@ -46,47 +63,6 @@ def _no_plugin_discovery() -> None:
 
 _no_plugin_discovery()
 
-STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
-DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|h|m|s)\s*)+$"
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_TRUE = ("true", "yes", "1", "on")
-_FALSE = ("false", "no", "0", "off")
-Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def parse_duration(value: object) -> float:
-    """Turn "1h30m", "90s", "250ms" (or a bare number of seconds) into seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a string such as \"90s\", \"10m\" or \"1h30m\"")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError("a duration is a string such as \"90s\", \"10m\" or \"1h30m\"")
-    text = value.replace(" ", "")
-    if not text or _DURATION_PART.sub("", text):
-        raise ValueError(
-            f"{value!r} is not a duration — write it as \"90s\", \"10m\", \"1h30m\" or \"500ms\""
-        )
-    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
-
-
-def format_duration(seconds: float) -> str:
-    """The inverse of parse_duration, for messages: 5400.0 -> "1h30m"."""
-    if seconds < 1 and seconds != 0:
-        return f"{round(seconds * 1000)}ms"
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
-             f"{secs}s" if secs else ""]
-    return "".join(parts) or "0s"
-
-
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
@@ -100,34 +76,14 @@ ParamName = Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
 # A user name, or @group for a Unix group.
 Approver = Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-OUTPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 OutputName = Annotated[str, Field(pattern=OUTPUT_NAME_PATTERN, max_length=64)]
-MATRIX_KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
-MATRIX_VALUE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 MatrixKey = Annotated[str, Field(pattern=MATRIX_KEY_PATTERN, max_length=32)]
 MatrixValue = Annotated[
     str | int | bool, Field(union_mode="left_to_right")
 ]
-HOST_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 HostName = Annotated[str, Field(pattern=HOST_NAME_PATTERN, max_length=128)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_SHARE = re.compile(r"^(\d{1,3})%$")
-
-
-def parse_share(value: object, *, zero_ok: bool) -> int | str:
-    """A count (int) or a percentage ("25%"), checked; raises ValueError with a fix."""
-    lowest = 0 if zero_ok else 1
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < lowest:
-            raise ValueError(f"{value} is below {lowest} — give a count of hosts, or \"25%\"")
-        return value
-    if isinstance(value, str):
-        found = _SHARE.match(value.strip())
-        if found and lowest <= int(found.group(1)) <= 100:
-            return f"{int(found.group(1))}%"
-    raise ValueError(f"{value!r} is not a count or a percentage — write 2 or \"25%\" "
-                     f"({lowest}-100%)")
 
 
 _SHARE_SCHEMA = WithJsonSchema({"anyOf": [
@@ -212,54 +168,12 @@ class Param(Strict):
             coerce_param_value(self, self.default)
         return self
 
-    @property
-    def is_required(self) -> bool:
-        if self.required is not None:
-            return self.required
-        return self.default is None
-
-
-def coerce_param_value(param: Param, raw: object) -> str | int | bool:
-    """Check a value (from TOML, `-p k=v` or a form) against its declaration.
-
-    Raises ValueError with a message that says what is expected.
-    """
-    if param.type == "bool":
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in _TRUE + _FALSE:
-            return raw.lower() in _TRUE
-        raise ValueError(f"{raw!r} is not a bool — use true or false")
-    if param.type == "int":
-        if isinstance(raw, bool):
-            raise ValueError(f"{raw!r} is not an int — use a whole number such as 3")
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
-            return int(raw)
-        raise ValueError(f"{raw!r} is not an int — use a whole number such as 3")
-    if not isinstance(raw, str) or isinstance(raw, bool):
-        raise ValueError(f"{raw!r} is not a string — quote it")
-    if param.type == "choice":
-        assert param.choices is not None
-        if raw not in param.choices:
-            raise ValueError(f"{raw!r} is not one of {', '.join(param.choices)}")
-        return raw
-    if param.pattern is not None and re.search(param.pattern, raw) is None:
-        raise ValueError(f"{raw!r} does not match the pattern {param.pattern!r}")
-    return raw
-
 
 class Retry(Strict):
     attempts: int = Field(default=1, ge=1, le=100)
     delay: Duration = 0.0
     backoff: float = Field(default=1.0, ge=1.0, le=10.0)
     max_delay: Duration | None = None
-
-    def delay_before(self, attempt: int) -> float:
-        """Seconds to wait before attempt number `attempt` (2, 3, ...)."""
-        delay = self.delay * self.backoff ** max(0, attempt - 2)
-        return min(delay, self.max_delay) if self.max_delay is not None else delay
 
 
 class Approval(Strict):
@@ -326,15 +240,6 @@ class Step(Strict):
     # Run once per combination: { region = ["eu", "us"], exclude = [...], include = [...] }.
     matrix: dict[str, list[MatrixValue] | list[dict[MatrixKey, MatrixValue]]] | None = None
 
-    @property
-    def output_specs(self) -> dict[str, bool]:
-        """Declared output -> whether it is secret."""
-        if self.outputs is None:
-            return {}
-        if isinstance(self.outputs, list):
-            return dict.fromkeys(self.outputs, False)
-        return {name: spec.secret for name, spec in self.outputs.items()}
-
     @field_validator("matrix")
     @classmethod
     def _matrix(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -377,10 +282,6 @@ class Step(Strict):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ValueError(f"{name!r} is not a valid environment variable name")
         return value
-
-    @property
-    def secret_names(self) -> list[str]:
-        return [m.group(1) for v in self.env.values() for m in SECRET_REFERENCE.finditer(v)]
 
 
 class Match(Strict):

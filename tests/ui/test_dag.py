@@ -17,7 +17,7 @@ from console.ui.widgets.dag_layout import (
     order_steps,
 )
 from console.workflow.loader import load_workflow
-from console.workflow.model import Step
+from console.workflow.spec import Step
 from tests.ui.conftest import awaiting_story, snapshot_app, write_workflow
 
 

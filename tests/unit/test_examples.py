@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from console.workflow.loader import load_workflow, resolve_params
+from console.workflow.loader import load_workflow
+from console.workflow.params import resolve_params
 from tests.conftest import REPO, WORKFLOWS
 
 EXAMPLES = sorted(p for p in WORKFLOWS.glob("*.toml") if p.name != "hosts.toml")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from console.errors import WorkflowError
 from console.workflow.fleet import failures_allowed, split_instance, wave_sizes, waves_of
 from console.workflow.loader import load_workflow
-from console.workflow.model import Strategy
+from console.workflow.spec import Strategy
 
 INVENTORY = """
 known_hosts = "known_hosts"

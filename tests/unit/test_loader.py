@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from console.errors import ParamError
-from console.workflow.loader import load_workflow, resolve_params
+from console.workflow.loader import load_workflow
 from console.workflow.locate import SourceMap
+from console.workflow.params import resolve_params
 
 WORKFLOW = """\
 [workflow]

@@ -17,6 +17,7 @@ from console.policy.rules import EvalContext, PolicySet
 from console.workflow.expressions import compile_condition
 from console.workflow.loaded import LoadedWorkflow, SourcedRule
 from console.workflow.model import Workflow
+from console.workflow.spec import workflow_from_dump
 
 ALICE = Identity(user="alice", uid=1001, groups=frozenset({"dev", "sre"}))
 FRIDAY_EVENING = datetime(2024, 1, 12, 16, 0, tzinfo=UTC)  # 17:00 in Berlin
@@ -76,7 +77,7 @@ def load(tmp_path: Path, text: str, name: str = "workflow.toml") -> LoadedWorkfl
     """A LoadedWorkflow built straight from the contract types (no loader needed)."""
     path = tmp_path / name
     path.write_text(text)
-    model = Workflow.model_validate(tomllib.loads(text))
+    model = workflow_from_dump(Workflow.model_validate(tomllib.loads(text)).model_dump())
     rules = tuple(
         SourcedRule(rule, path, compile_condition(rule.when) if rule.when else None)
         for rule in model.policy

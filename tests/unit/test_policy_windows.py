@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from console.policy.windows import describe_window, in_window
-from console.workflow.model import Window
+from console.workflow import model, spec
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def window(**kwargs: object) -> Window:
-    return Window.model_validate(kwargs)
+def window(**kwargs: object) -> spec.Window:
+    return spec.Window(**model.Window.model_validate(kwargs).model_dump())
 
 
 def utc(*args: int) -> datetime:

@@ -1,7 +1,7 @@
 """The params form: asks for the params not given on the command line before a run starts.
 
 Each field is checked with the same rule as `-p` (coerce_param_value), and the whole set
-once more with the loader's resolve_params, so the form can never start a run the command
+once more with resolve_params, so the form can never start a run the command
 line would have refused. Names, descriptions, choices, defaults and the problems that quote
 them are the workflow author's text: drawn `terminal_safe`, as rich Text (never markup).
 """
@@ -22,8 +22,8 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from console.errors import ParamError
 from console.textsafe import terminal_safe
-from console.workflow.loader import resolve_params
-from console.workflow.model import Param, Workflow, coerce_param_value
+from console.workflow.params import resolve_params
+from console.workflow.spec import Param, Workflow, coerce_param_value
 
 ParamValues = dict[str, str | int | bool]
 

@@ -39,7 +39,7 @@ from console.ui.widgets.dag_layout import (
 from console.ui.widgets.node_status import StatusLook, describe, gate_text, matches_filter
 
 if TYPE_CHECKING:
-    from console.workflow.model import Step
+    from console.workflow.spec import Step
 
 ViewMode = Literal["graph", "list"]
 AUTO_LIST_ABOVE = 300  # steps: past this the compact list opens first (`g` switches back)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from console.workflow.graph import layers as step_layers
 
 if TYPE_CHECKING:
-    from console.workflow.model import Step
+    from console.workflow.spec import Step
 
 Flow = Literal["lr", "tb"]
 

@@ -18,7 +18,7 @@ from console.run.state import StepState
 from console.textsafe import terminal_safe
 
 if TYPE_CHECKING:
-    from console.workflow.model import Step
+    from console.workflow.spec import Step
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,14 @@ from console.ui.widgets.node_status import describe, instance_row
 
 # The workflow model (pydantic) loads after the first frame; a step's model exists only then.
 if TYPE_CHECKING:
-    from console.workflow.model import Step
+    from console.workflow.spec import Step
 
 MASK = "••••••"
 
 
 def masked_env(env: Mapping[str, str]) -> list[tuple[str, str]]:
     """`${secret:NAME}` never shows its value, only which secret it is."""
-    from console.workflow.model import SECRET_REFERENCE
+    from console.workflow.spec import SECRET_REFERENCE
 
     return [
         (name, SECRET_REFERENCE.sub(lambda m: f"{MASK} (secret {m.group(1)})", value))
@@ -249,7 +249,7 @@ def render_detail(
     if state.duration_s is not None:
         parts.append(Text(f"took     {duration(state.duration_s)}"))
     if model is not None and model.timeout is not None:
-        from console.workflow.model import format_duration
+        from console.workflow.spec import format_duration
 
         parts.append(Text(f"timeout  {format_duration(model.timeout)}"))
     if state.exit_code is not None:
