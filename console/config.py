@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomli_w
 
 from console.errors import ConsoleError
 from console.paths import config_file, default_audit_path
@@ -74,6 +71,8 @@ def save_theme(name: str, path: Path | None = None) -> None:
     The new file is written beside the old one and renamed over it, so a crash leaves
     either the old file or the new one, never half of one.
     """
+    import tomli_w
+
     where = path if path is not None else config_file()
     raw = _read(where) or {}
     raw["theme"] = name
@@ -87,6 +86,8 @@ def _read(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    import tomllib  # only with a config file: most runs have none and parse no TOML here
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 DEFAULT_CONFIG = Path("/etc/console/serve.toml")
@@ -24,6 +23,8 @@ def may_submit(local: bool, service: bool) -> bool:
 def served_paths() -> tuple[Path, Path] | None:
     """The service's runtime directory (its runs' sockets) and audit file, read from its
     config without validating it (`console serve` does that); None without a config."""
+    import tomllib  # only here: `console run` without a service never parses TOML config
+
     try:
         raw = tomllib.loads(config_path().read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
