@@ -1,7 +1,7 @@
 """LocalExecutor: run one step attempt as a real process on this machine.
 
 Each attempt runs in its own session and process group (the group id is the leader's pid),
-with stdin from /dev/null and stdout and stderr on two pipes. Output is written to the
+with stdin from /dev/null and stdout and stderr on one pipe. Output is written to the
 attempt's log file as it arrives, masked and hashed on the way, so nothing is ever held
 whole in memory and a full pipe never stalls the step.
 
@@ -23,10 +23,11 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from console.exec._watchdog_main import group_alive, signal_group
 from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
-from console.exec.step_process import StepProcess
+from console.exec.step_process import Spawner, StepProcess
 from console.exec.steplog import StepLog, attempt_result
 from console.exec.watchdog import Watchdog
 from console.workflow.spec import format_duration
@@ -41,16 +42,45 @@ KILL_WAIT_S = 5.0
 
 
 class _Control:
-    """What the executor keeps about a run in flight: how to stop it, when it is over."""
+    """What the executor keeps about a run in flight: how to stop it, when it is over, and
+    the one future its run() sleeps on, woken by whatever it may be waiting for (the
+    leader's exit, the end of its output, a stop, a deadline)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.stop_reason: asyncio.Future[str] = loop.create_future()
+        self.loop = loop
+        self.stop_reason: str | None = None
         self.finished: asyncio.Future[None] = loop.create_future()
         self.pgid: int | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def stop(self, reason: str) -> None:
-        if not self.stop_reason.done():
-            self.stop_reason.set_result(reason)
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.wake()
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def until(self, done: Callable[[], bool], timeout_s: float | None,
+                    *, or_stop: bool = False) -> None:
+        """Return once `done()` (or a stop, with `or_stop`), or after `timeout_s`."""
+        deadline = None if timeout_s is None else self.loop.time() + timeout_s
+        while not done() and not (or_stop and self.stop_reason is not None):
+            timer = None
+            if deadline is not None:
+                remaining = deadline - self.loop.time()
+                if remaining <= 0:
+                    return
+                timer = self.loop.call_later(remaining, self.wake)
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
 
 
 async def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
@@ -96,6 +126,9 @@ class LocalExecutor:
         self._grace_s = grace_s
         self._running: dict[str, _Control] = {}
         self._watchdog = Watchdog(grace_s)
+        self._spawner = Spawner()
+        # Log directories made (or found) by an earlier attempt: not made again per step.
+        self._log_dirs: set[Path] = set()
 
     async def run(
         self, cmd: StepCommand, on_started: Callable[[Started], None] | None = None
@@ -135,6 +168,7 @@ class LocalExecutor:
                     # Nobody is driving that run() any more: stop its group ourselves.
                     await terminate_group(control.pgid, self._grace_s)
         await self._watchdog.close()
+        self._spawner.close()
 
     async def _run(
         self,
@@ -153,37 +187,35 @@ class LocalExecutor:
             return attempt_result(cmd.log_path, started, outcome, error, log, pid=pid,
                                   exit_code=exit_code)
 
+        log_dir = cmd.log_path.parent
         try:
-            log = StepLog(cmd.log_path, cmd.secrets)
+            log = StepLog(cmd.log_path, cmd.secrets, make_dir=log_dir not in self._log_dirs)
         except OSError as exc:
             return result("error", f"could not open the log file: {exc}")
+        self._log_dirs.add(log_dir)
         try:
-            if control.stop_reason.done():
-                return result("cancelled", control.stop_reason.result(), log=log)
+            if control.stop_reason is not None:
+                return result("cancelled", control.stop_reason, log=log)
             try:
-                process = StepProcess.spawn(
-                    cmd.program_argv(),
-                    env=cmd.local_env(),
-                    cwd=cmd.cwd,
-                    loop=asyncio.get_running_loop(),
-                    on_output=log.write,
-                    on_stream_end=log.end_stream,
+                pid, output, popen = self._spawner.spawn(
+                    cmd.program_argv(), cmd.local_env(), cmd.cwd
                 )
             except (OSError, ValueError) as exc:
                 return result("error", f"could not start: {exc}", log=log)
-            pid = process.pid
             control.pgid = pid
             self._watchdog.register(pid)
+            process = StepProcess(pid, output, control.loop, log.write_stdout, control.wake, popen)
+            gone = False
             try:
                 if on_started is not None:
                     on_started(Started(pid=pid))
-                outcome, error = await self._supervise(cmd, control, process)
+                outcome, error, gone = await self._supervise(cmd, control, process)
             except BaseException:
                 await self._stop_interrupted(pid)
                 raise
             finally:
                 process.close()
-                if not group_alive(pid):
+                if gone or not group_alive(pid):
                     self._watchdog.unregister(pid)
             return result(outcome, error, process.returncode, pid, log)
         finally:
@@ -191,35 +223,36 @@ class LocalExecutor:
 
     async def _supervise(
         self, cmd: StepCommand, control: _Control, process: StepProcess
-    ) -> tuple[ExecOutcome, str | None]:
+    ) -> tuple[ExecOutcome, str | None, bool]:
+        """How the attempt ended, and whether its group is known to be gone."""
         pgid = process.pid
-        stop = control.stop_reason
-        await asyncio.wait(
-            (process.exited, stop), timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not process.exited.done():
-            if stop.done():
-                verdict: tuple[ExecOutcome, str | None] = ("cancelled", stop.result())
+
+        def exited() -> bool:
+            return process.exited
+
+        def output_closed() -> bool:
+            return process.output_closed
+
+        await control.until(exited, cmd.timeout_s, or_stop=True)
+        if not process.exited:
+            if control.stop_reason is not None:
+                verdict: tuple[ExecOutcome, str | None] = ("cancelled", control.stop_reason)
             else:
                 assert cmd.timeout_s is not None
                 verdict = ("error", f"timed out after {format_duration(cmd.timeout_s)}")
-            await terminate_group(pgid, self._grace_s)
-            await asyncio.wait((process.exited,), timeout=KILL_WAIT_S)
-            await asyncio.wait((process.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
-            return verdict
+            gone = await terminate_group(pgid, self._grace_s)
+            await control.until(exited, KILL_WAIT_S)
+            await control.until(output_closed, DRAIN_AFTER_EXIT_S)
+            return (*verdict, gone)
 
         returncode = process.returncode
-        if not process.output_closed.done():
-            await asyncio.wait(
-                (process.output_closed, stop),
-                timeout=DRAIN_AFTER_EXIT_S,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        if group_alive(pgid):
+        await control.until(output_closed, DRAIN_AFTER_EXIT_S, or_stop=True)
+        gone = not group_alive(pgid)
+        if not gone:
             # The leader is done; what it left running in its group does not outlive it.
-            await terminate_group(pgid, self._grace_s)
-            await asyncio.wait((process.output_closed,), timeout=DRAIN_AFTER_EXIT_S)
-        return _verdict_from_exit(returncode)
+            gone = await terminate_group(pgid, self._grace_s)
+            await control.until(output_closed, DRAIN_AFTER_EXIT_S)
+        return (*_verdict_from_exit(returncode), gone)
 
     async def _stop_interrupted(self, pgid: int) -> None:
         """The awaiting task was cancelled (or on_started raised): stop the group first."""

@@ -1,90 +1,164 @@
-"""One step process, watched by the event loop: its exit through a pidfd, its pipes as readers.
+"""One step process, watched by the event loop: its exit through a pidfd, its output as a reader.
 
 asyncio's subprocess transport starts a thread per child to wait for it (Python 3.11's
 default child watcher) and wraps each pipe in a transport; for thousands of short steps
-that is most of the cost of running them. Here the child is spawned by subprocess.Popen
-(the fast vfork path: no preexec_fn), its exit is a readable pidfd in the loop's selector
-(Linux 5.3+; a waiting thread elsewhere), and each pipe is read straight off its file
-descriptor, up to READ_SIZE bytes at a time, into a callback that writes it to the log.
-Nothing is buffered here: a chunk read is a chunk handed on.
+that is most of the cost of running them. Here the child's exit is a readable pidfd in the
+loop's selector (Linux 5.3+; a waiting thread elsewhere), and its output is read straight
+off one pipe, up to READ_SIZE bytes at a time, into a callback that writes it to the log.
+stdout and stderr share that pipe (as on a terminal), so the log holds the step's output in
+the order it was written, and masking sees it as the reader of the log does.
+
+The child is started by `os.posix_spawn` when it can be (see `Spawner`): the C library's
+vfork and exec, the environment encoded in C, nothing else. Popen (its fast vfork path: no
+preexec_fn) starts the rest: a working directory other than the console's, a PATH other
+than the console's, an unusual descriptor layout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from console.exec.steplog import STDERR, STDOUT
-
 READ_SIZE = 256 * 1024
+# What Popen's restore_signals puts back for the child: Python ignores these.
+_RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)
+)
 
 
 def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _no_descriptor_inherited() -> None:
+    """Mark every descriptor above stderr close-on-exec (Popen's close_fds, done once).
+
+    What Python opens is close-on-exec already (PEP 446); this catches what the process
+    inherited: a pipe of whoever started the console, a make jobserver, a `--ready-fd`.
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        names = [str(fd) for fd in range(3, 1024)]
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # closed meanwhile (the listing's own)
+                os.set_inheritable(fd, False)
+
+
+class Spawner:
+    """Starts step processes in a session of their own, stdin from /dev/null, stdout and
+    stderr on one pipe; returns (pid, the pipe's read end).
+
+    posix_spawn needs three things Popen would otherwise do for it: the working directory
+    is the console's (Python 3.11's posix_spawn cannot change it), the program is looked up
+    on the console's own PATH (the C library's posix_spawnp reads this process's), and no
+    descriptor is inherited beyond 0, 1 and 2 (made so once, on the first spawn).
+    """
+
+    def __init__(self) -> None:
+        self._devnull: int | None = None
+        self._swept = False
+
+    def close(self) -> None:
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> tuple[
+            int, int, subprocess.Popen[bytes] | None]:
+        """Start `argv`; raises OSError or ValueError if it cannot start. The Popen is
+        returned when Popen started it (it must be told the exit status)."""
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            if read_end > 2 and write_end > 2 and self._may_posix_spawn(argv, env, cwd):
+                pid = self._posix_spawn(argv, env, write_end)
+                popen = None
+            else:
+                popen = subprocess.Popen(
+                    list(argv), stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
+                    env=dict(env), cwd=str(cwd), start_new_session=True,
+                )
+                pid = popen.pid
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        return pid, read_end, popen
+
+    def _may_posix_spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> bool:
+        if "/" not in argv[0] and env.get("PATH") != os.environ.get("PATH"):
+            return False
+        try:
+            return os.fspath(cwd) == os.getcwd()
+        except OSError:
+            return False
+
+    def _posix_spawn(self, argv: Sequence[str], env: Mapping[str, str], write_end: int) -> int:
+        if not self._swept:
+            _no_descriptor_inherited()
+            self._swept = True
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        actions = [
+            (os.POSIX_SPAWN_DUP2, self._devnull, 0),
+            (os.POSIX_SPAWN_DUP2, write_end, 1),
+            (os.POSIX_SPAWN_DUP2, write_end, 2),
+        ]
+        start = os.posix_spawn if "/" in argv[0] else os.posix_spawnp
+        return start(argv[0], tuple(argv), env, file_actions=actions, setsid=True,
+                     setsigdef=_RESTORED_SIGNALS)
+
+
 class StepProcess:
-    """A running step: `exited` resolves when the leader is reaped, `output_closed` at EOF
-    on both pipes. The owner calls `close()` when done with it."""
+    """A running step: `exited` once the leader is reaped (its status in `returncode`),
+    `output_closed` at end of file on its output; `on_change` is called as either happens.
+    The owner calls `close()` when done with it."""
 
     def __init__(
         self,
-        popen: subprocess.Popen[bytes],
+        pid: int,
+        output: int,
         loop: asyncio.AbstractEventLoop,
-        on_output: Callable[[int, bytes], None],
-        on_stream_end: Callable[[int], None],
+        on_output: Callable[[bytes], None],
+        on_change: Callable[[], None],
+        popen: subprocess.Popen[bytes] | None = None,
     ) -> None:
-        self._popen = popen
+        self.pid = pid
+        self._output: int | None = output
         self._loop = loop
         self._on_output = on_output
-        self._on_stream_end = on_stream_end
-        self.pid = popen.pid
+        self._on_change = on_change
+        self._popen = popen
         self.returncode: int | None = None
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.output_closed: asyncio.Future[None] = loop.create_future()
-        self._pipes: dict[int, int] = {}
-        for stream, pipe in ((STDOUT, popen.stdout), (STDERR, popen.stderr)):
-            assert pipe is not None
-            fd = pipe.fileno()
-            os.set_blocking(fd, False)
-            self._pipes[stream] = fd
-            loop.add_reader(fd, self._read, stream, fd)
+        self.exited = False
+        self.output_closed = False
+        os.set_blocking(output, False)
+        loop.add_reader(output, self._read)
         self._watch_exit()
 
-    @classmethod
-    def spawn(
-        cls,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str],
-        cwd: Path,
-        loop: asyncio.AbstractEventLoop,
-        on_output: Callable[[int, bytes], None],
-        on_stream_end: Callable[[int], None],
-    ) -> StepProcess:
-        """Start `argv` in a new session; raises OSError or ValueError if it cannot start."""
-        popen = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd=str(cwd),
-            start_new_session=True,
-            bufsize=0,
-        )
-        return cls(popen, loop, on_output, on_stream_end)
-
     def close(self) -> None:
-        """Stop reading and close the pipes; the leader is still reaped when it exits."""
-        for stream in list(self._pipes):
-            self._end_stream(stream)
+        """Stop reading and close the pipe; the leader is still reaped when it exits."""
+        fd, self._output = self._output, None
+        if fd is None:
+            return
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        self.output_closed = True
+        self._on_change()
 
-    def _read(self, stream: int, fd: int) -> None:
+    def _read(self) -> None:
+        fd = self._output
+        if fd is None:
+            return
         try:
             data = os.read(fd, READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -92,21 +166,9 @@ class StepProcess:
         except OSError:
             data = b""
         if data:
-            self._on_output(stream, data)
+            self._on_output(data)
         else:
-            self._end_stream(stream)
-
-    def _end_stream(self, stream: int) -> None:
-        fd = self._pipes.pop(stream, None)
-        if fd is None:
-            return
-        self._loop.remove_reader(fd)
-        pipe = self._popen.stdout if stream == STDOUT else self._popen.stderr
-        assert pipe is not None
-        pipe.close()
-        self._on_stream_end(stream)
-        if not self._pipes and not self.output_closed.done():
-            self.output_closed.set_result(None)
+            self.close()
 
     def _watch_exit(self) -> None:
         try:
@@ -141,7 +203,9 @@ class StepProcess:
 
     def _reaped(self, returncode: int | None) -> None:
         self.returncode = returncode
-        # Popen must not try to reap a pid that is already ours and may be reused.
-        self._popen.returncode = returncode
-        if not self.exited.done():
-            self.exited.set_result(None)
+        if self._popen is not None:
+            # Popen must not try to reap a pid that is already ours and may be reused.
+            self._popen.returncode = returncode
+        if not self.exited:
+            self.exited = True
+            self._on_change()

@@ -1,10 +1,11 @@
 """StepLog: one attempt's log file. Every executor writes output through it, so masking
 and hashing happen once, here.
 
-Both streams are masked, each with its own carry-over (a secret split across two chunks is
-still caught), and hashed as written. Written unbuffered, chunk by chunk as they arrive, so
-a tail of the file is live. The file is created with the first output: a step that prints
-nothing has no log file (size 0, the empty SHA-256).
+Each stream is masked with its own carry-over (a secret split across two chunks is still
+caught), and hashed as written. Written unbuffered, chunk by chunk as they arrive, so a tail
+of the file is live. The file is created with the first output: a step that prints nothing
+has no log file (size 0, the empty SHA-256). A local step's stdout and stderr arrive as one
+stream (they share a pipe); a remote step's as two.
 """
 
 from __future__ import annotations
@@ -24,37 +25,51 @@ STDOUT, STDERR = 1, 2
 class StepLog:
     """One attempt's log: write(stream, bytes) as output arrives, close() at the end."""
 
-    def __init__(self, path: Path, secrets: Iterable[str]) -> None:
+    def __init__(self, path: Path, secrets: Iterable[str], *, make_dir: bool = True) -> None:
+        """`make_dir`: create the log's directory now, so that a broken one fails up front
+        (False when the caller knows it exists)."""
         self._path = path
         self._fd: int | None = None
-        path.parent.mkdir(parents=True, exist_ok=True)  # a broken log directory fails up front
-        values = tuple(secrets)
-        self._maskers = {STDOUT: StreamMasker(values), STDERR: StreamMasker(values)}
-        self._sha256 = hashlib.sha256()
+        if make_dir:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._secrets = tuple(secrets)
+        # Made on a stream's first output, and only when there is something to mask.
+        self._maskers: dict[int, StreamMasker] = {}
+        self._sha256: hashlib._Hash | None = None
         self.size = 0
         self.error: OSError | None = None
         self._closed = False
 
     def write(self, stream: int, data: bytes) -> None:
-        if not self._closed:
-            self._emit(self._maskers[stream].feed(data))
+        if self._closed:
+            return
+        if self._secrets:
+            masker = self._maskers.get(stream)
+            if masker is None:
+                masker = self._maskers[stream] = StreamMasker(self._secrets)
+            data = masker.feed(data)
+        self._emit(data)
+
+    def write_stdout(self, data: bytes) -> None:
+        self.write(STDOUT, data)
 
     def end_stream(self, stream: int) -> None:
-        if not self._closed:
-            self._emit(self._maskers[stream].flush())
+        masker = self._maskers.get(stream)
+        if masker is not None and not self._closed:
+            self._emit(masker.flush())
 
     def close(self) -> None:
         if self._closed:
             return
-        self.end_stream(STDOUT)
-        self.end_stream(STDERR)
+        for stream in list(self._maskers):
+            self.end_stream(stream)
         self._closed = True
         if self._fd is not None:
             os.close(self._fd)
 
     @property
     def sha256(self) -> str:
-        return self._sha256.hexdigest()
+        return EMPTY_SHA256 if self._sha256 is None else self._sha256.hexdigest()
 
     def _emit(self, data: bytes) -> None:
         if not data or self.error is not None:
@@ -73,6 +88,8 @@ class StepLog:
                 # Keep draining the pipes (a stalled step is worse), but stop writing.
                 self.error = exc
                 return
+            if self._sha256 is None:
+                self._sha256 = hashlib.sha256()
             self._sha256.update(view[:written])
             self.size += written
             view = view[written:]

@@ -1,4 +1,8 @@
-"""LocalExecutor with real processes: outcomes, start failures, env, cwd, argv, logs, masking."""
+"""LocalExecutor with real processes: outcomes, start failures, env, cwd, argv, logs, masking.
+
+Every test runs twice: with the step's working directory the console's own (the step is
+started by posix_spawn) and with another one (Popen starts it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,8 +18,17 @@ import pytest
 
 from console.exec.base import ExecResult, Started, StepCommand
 from console.exec.local import LocalExecutor
+from console.exec.step_process import Spawner
 
 PY = sys.executable
+
+
+@pytest.fixture(autouse=True, params=["posix_spawn", "popen"])
+def spawned_by(request: pytest.FixtureRequest, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> str:
+    """The console's working directory: the steps' (tmp_path), or elsewhere."""
+    monkeypatch.chdir(tmp_path if request.param == "posix_spawn" else "/")
+    return str(request.param)
 
 
 def command(
@@ -233,8 +247,9 @@ async def test_secrets_are_masked_in_the_log_even_split_across_reads(tmp_path: P
     assert result.log_sha256 == hashlib.sha256(data).hexdigest()
 
 
-async def test_stdout_and_stderr_are_masked_each_with_its_own_carry_over(tmp_path: Path) -> None:
-    # "hunt" on stdout and "er22" on stderr are not the secret "hunter22": they never meet.
+async def test_stdout_and_stderr_share_one_stream_in_the_order_written(tmp_path: Path) -> None:
+    # The log holds what a terminal would show: stdout and stderr interleaved as written,
+    # so a secret printed half on each stream is a secret in the log, and is masked.
     script = (
         "import sys, time\n"
         "def say(stream, data):\n"
@@ -242,10 +257,10 @@ async def test_stdout_and_stderr_are_masked_each_with_its_own_carry_over(tmp_pat
         "say(sys.stdout.buffer, b'id=hunt')\n"
         "say(sys.stderr.buffer, b'er22!\\n')\n"
         "say(sys.stdout.buffer, b'ing\\n')\n"
+        "say(sys.stderr.buffer, b'last\\n')\n"
     )
     result = await run(command(tmp_path, argv=(PY, "-c", script), secrets=("hunter22",)))
-    # stdout's "hunt" waits in its carry-over until stdout shows it is not the secret.
-    assert log_of(result) == b"id=er22!\nhunting\n"
+    assert log_of(result) == b"id=***!\ning\nlast\n"
 
 
 async def test_a_secret_at_the_very_end_of_the_output_is_masked(tmp_path: Path) -> None:
@@ -279,3 +294,23 @@ def test_a_command_needs_exactly_one_of_argv_and_script(tmp_path: Path) -> None:
         command(tmp_path)
     with pytest.raises(ValueError, match="argv is empty"):
         command(tmp_path, argv=())
+
+
+def test_posix_spawn_starts_a_step_in_the_console_s_directory_on_its_path(
+        tmp_path: Path, spawned_by: str) -> None:
+    spawner = Spawner()
+    pid, output, popen = spawner.spawn(("true",), dict(os.environ), tmp_path)
+    os.close(output)
+    _, status = os.waitpid(pid, 0)
+    spawner.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (popen is None) == (spawned_by == "posix_spawn")
+
+
+async def test_a_step_starts_with_no_signal_ignored(tmp_path: Path) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; a step gets the defaults back (`yes | head` ends).
+    # (glibc's posix_spawn leaves its two internal signals, 32 and 33, ignored: a program
+    # using glibc sets its own handlers for them as it starts.)
+    result = await run(command(tmp_path, script="grep SigIgn /proc/self/status"))
+    ignored = int(log_of(result).split()[1], 16)
+    assert [sig for sig in signal.valid_signals() if ignored & (1 << (sig - 1))] == []
