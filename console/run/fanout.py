@@ -45,7 +45,7 @@ class SinkFanout:
         self._on_audit_failure = on_audit_failure
         self.audit_break: AuditBreak | None = None
         self.dropped: list[str] = []
-        self._commit_scheduled = False
+        self._commit_handle: asyncio.Handle | None = None
 
     def add(self, sink: EventSink) -> None:
         self.sinks.append(sink)
@@ -68,9 +68,21 @@ class SinkFanout:
 
     def commit(self) -> None:
         """Write the audited events staged so far (the end of a pass of the loop)."""
-        self._commit_scheduled = False
+        self._commit_handle = None
         if self._audit is not None:
             self._commit(self._audit, sync=False)
+
+    def commit_after_queued(self) -> None:
+        """Move a scheduled commit behind the callbacks queued since it was scheduled.
+
+        The engine calls this when it has just queued a step's task: the task's first step
+        starts the process and publishes step.started, which then joins the events of this
+        pass (step.finished, step.ready) in one write instead of needing one of its own.
+        """
+        handle = self._commit_handle
+        if handle is not None:
+            handle.cancel()
+            self._commit_handle = asyncio.get_running_loop().call_soon(self.commit)
 
     def _record(self, event: Event) -> None:
         audit = self._audit
@@ -88,14 +100,13 @@ class SinkFanout:
             self._commit(audit, sync=event.durable)
 
     def _commit_later(self) -> bool:
-        if self._commit_scheduled:
+        if self._commit_handle is not None:
             return True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False  # no loop to end a pass: write now
-        loop.call_soon(self.commit)
-        self._commit_scheduled = True
+        self._commit_handle = loop.call_soon(self.commit)
         return True
 
     def _commit(self, audit: AuditSink, sync: bool) -> None:

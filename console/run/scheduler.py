@@ -229,6 +229,7 @@ class Scheduler:
         task = asyncio.get_running_loop().create_task(self._execute(unit))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._fanout.commit_after_queued()
 
     def _start_group(self, sid: str) -> None:
         calls = GroupCalls(
