@@ -198,3 +198,27 @@ def test_a_failed_group_is_reported_whole_and_nothing_more_is_written(tmp_path: 
         "step.ready a", "step.ready b", "step.ready c",
     ]
     assert verify_chain(path).ok
+
+
+def test_a_commit_moved_behind_a_queued_callback_takes_its_events_too(tmp_path: Path) -> None:
+    # The engine queues a step's task (whose first step publishes step.started), then moves
+    # the pass's commit behind it: one write for both.
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    writes: list[int] = []
+    log.committed = lambda records: writes.append(len(records))  # type: ignore[method-assign]
+    fanout = SinkFanout(lambda failure: None)
+    fanout.set_audit(AuditSink(log))
+
+    async def two_passes() -> list[str]:
+        loop = asyncio.get_running_loop()
+        fanout.publish(ready("a"))
+        loop.call_soon(fanout.publish, ready("b"))
+        fanout.commit_after_queued()
+        await asyncio.sleep(0)
+        return types_on_disk(path)
+
+    on_disk = asyncio.run(two_passes())
+    log.close()
+    assert on_disk == ["step.ready a", "step.ready b"]
+    assert writes == [2]
