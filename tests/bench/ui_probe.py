@@ -5,6 +5,9 @@ instance: Textual calls it with each composed frame (the compositor's update, re
 ready to write), so its first call with something to show is the first frame. Headless
 skips only the terminal write, which costs the same for every app.
 
+Like the `console` program, the probe calls console.startup.starting() before anything is
+imported (for a console app, not for `minimal`).
+
 MODE first-frame: prints `frame` on stdout at the first frame, then exits. WORKFLOW
 `minimal` is a one-label Textual app (the yardstick); otherwise make_app(WORKFLOW).
 MODE dag-frame: the same, at the first frame with the DAG drawn: the run screen's DagView
@@ -20,8 +23,16 @@ the time from the key to the first frame that shows the new selection; prints
 
 from __future__ import annotations
 
-import asyncio
 import sys
+
+if sys.argv[2:3] != ["minimal"]:
+    # What `console` (console/__main__.py) does before its imports: the console app is
+    # measured as the program runs it; the minimal app is plain Textual.
+    from console.startup import starting
+
+    starting()
+
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
