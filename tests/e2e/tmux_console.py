@@ -6,7 +6,9 @@ text is on the screen (never a fixed sleep) and returns the screen.
 
 from __future__ import annotations
 
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -74,7 +76,9 @@ def console_in_tmux(tmp_path: Path, *args: str, size: tuple[int, int] = (80, 24)
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     done = tmp_path / "exit-code"
     command = (
-        f"cd {shlex.quote(str(cwd))} && env {exports} {shlex.quote(sys.executable)} -m console "
+        # Without COLUMNS and LINES (under pytest the pane has them): the size is the pane's.
+        f"cd {shlex.quote(str(cwd))} && env -u COLUMNS -u LINES {exports} "
+        f"{shlex.quote(sys.executable)} -m console "
         f"{' '.join(shlex.quote(a) for a in args)}; echo $? > {shlex.quote(str(done))}; "
         "sleep 30"
     )
@@ -85,3 +89,62 @@ def console_in_tmux(tmp_path: Path, *args: str, size: tuple[int, int] = (80, 24)
         yield Screen(server, done)
     finally:
         subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
+
+
+# --- what a plain capture does not show: attributes, the bell; workflows of one's own ------
+
+_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+_EXTENDED = {"38", "48", "58"}  # colour codes followed by 5;N or 2;R;G;B
+
+
+def reverse_video(screen: Screen) -> list[str]:
+    """The text each row draws in reverse video (how the DAG shows its selection), stripped;
+    rows with none are left out."""
+    out = subprocess.run(["tmux", "-L", screen.server, "capture-pane", "-p", "-e", "-t",
+                          screen.server], capture_output=True, text=True, check=False)
+    rows: list[str] = []
+    for line in out.stdout.splitlines():
+        reverse, shown, at = False, [], 0
+        for match in _SGR.finditer(line):
+            if reverse:
+                shown.append(line[at:match.start()])
+            params = match.group(1).replace(":", ";").split(";")
+            i = 0
+            while i < len(params):
+                code = params[i]
+                if code in _EXTENDED:
+                    i += 3 if params[i + 1:i + 2] == ["5"] else 5
+                    continue
+                if code in ("", "0", "27"):
+                    reverse = False
+                elif code == "7":
+                    reverse = True
+                i += 1
+            at = match.end()
+        if reverse:
+            shown.append(line[at:])
+        text = "".join(shown).strip()
+        if text:
+            rows.append(text)
+    return rows
+
+
+def bell_rung(screen: Screen) -> bool:
+    """tmux saw the console ring the terminal bell (the window's bell flag; the session is
+    detached, so nothing clears it)."""
+    out = subprocess.run(["tmux", "-L", screen.server, "display-message", "-p", "-t",
+                          screen.server, "#{window_bell_flag}"],
+                         capture_output=True, text=True, check=False)
+    return out.stdout.strip() == "1"
+
+
+def own_workflows(tmp_path: Path) -> Path:
+    """A copy of workflows/ whose locks are this test's own: a run never waits for the lock
+    of someone else's run of the same example on this host."""
+    copy = tmp_path / "workflows"
+    shutil.copytree(REPO / "workflows", copy)
+    for path in copy.glob("*.toml"):
+        text = path.read_text()
+        path.write_text(re.sub(r'^lock = "([^"]+)"', rf'lock = "\1-{uuid.uuid4().hex[:8]}"',
+                               text, flags=re.M))
+    return copy
