@@ -14,11 +14,15 @@ from console.ui.widgets.dag_layout import (
     Geometry,
     build_layout,
     choose_geometry,
+    fits_across,
     order_steps,
+    place,
 )
 from console.workflow.loader import load_workflow
 from console.workflow.spec import Step
 from tests.ui.conftest import awaiting_story, snapshot_app, write_workflow
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def steps(needs: dict[str, list[str]]) -> dict[str, Step]:
@@ -164,3 +168,40 @@ async def test_at_80x24_layers_flow_down_and_the_keys_follow_the_screen(tmp_path
         assert dag.selected == "migrate"
         await pilot.press("k", "k")
         assert dag.selected == "build"
+
+
+def test_a_crowded_layer_shares_its_room_so_every_name_stays_whole() -> None:
+    order = order_steps(steps({"build": [], "unit-tests": ["build"],
+                               "integration-tests": ["build"],
+                               "deploy": ["unit-tests", "integration-tests"]}))
+    geometry = choose_geometry(order, 37, 10, len("integration-tests"))
+    layout = place(order, geometry)
+    assert layout.flow == "tb" and layout.width <= 37
+    # As wide as each other, the two would have 17 columns: integration-tests needs 20.
+    assert layout.width_of("integration-tests") >= len("integration-tests") + 3
+    assert layout.width_of("unit-tests") >= len("unit-tests") + 3
+    unit, integration = layout.slots["unit-tests"], layout.slots["integration-tests"]
+    assert unit.x + layout.width_of("unit-tests") < integration.x
+    # A card alone on its layer takes the room it has to say more (a gate's deadline).
+    assert layout.width_of("deploy") > geometry.node_w
+    assert fits_across(order, 37) and not fits_across(order, 18)
+
+
+async def test_too_narrow_for_both_the_detail_takes_the_dags_place(tmp_path: Path) -> None:
+    loaded = load_workflow(REPO / "workflows" / "bluegreen.toml")
+    app = snapshot_app(loaded, tmp_path)
+    async with app.run_test(size=(60, 20)) as pilot:
+        screen = app.run_screen
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.detail.display and not screen.dag.display
+        assert screen.detail.size.width > 50
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.dag.display and screen.dag.has_focus
+    app = snapshot_app(loaded, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.run_screen
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.detail.display and screen.dag.display  # 80 columns: side by side

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 _MOUNTED_ONCE_LOADED = ("console.ui.widgets.dag", "console.ui.widgets.step_detail")
 # A step that starts waiting takes the selection unless the person moved it this recently.
 QUIET_BEFORE_AUTOSELECT_S = 4.0
+# Under 110 columns the detail opens beside the DAG this wide (console.tcss), and in its
+# place when the DAG would have too little room left to show its cards.
+WIDE_FROM = 110
+NARROW_DETAIL_W = 42
 
 
 class WorkflowScreen(Screen[None]):
@@ -55,7 +59,7 @@ class WorkflowScreen(Screen[None]):
     # Narrow terminals show the step detail only on `enter`; wide ones always.
     HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 (declared without ClassVar by Screen)
         (0, "-narrow"),
-        (110, "-wide"),
+        (WIDE_FROM, "-wide"),
     ]
 
     # The screen focuses the DAG itself once it is mounted; focusing the "loading…"
@@ -124,10 +128,19 @@ class WorkflowScreen(Screen[None]):
     def on_resize(self) -> None:
         # Under 100 columns the keys need the room of the palette's hint (ctrl+p still works).
         self.query_one(Footer).show_command_palette = self.app.size.width >= 100
+        self._place_detail()
+
+    def _place_detail(self) -> None:
+        """Beside the DAG, or (too narrow for both) in its place until escape."""
+        width = self.app.size.width
+        # One column for the DAG's scrollbar, should it need one.
+        alone = (width < WIDE_FROM and bool(self.query("#dag"))
+                 and not self.dag.fits_across(width - NARROW_DETAIL_W - 1))
+        self.set_class(alone, "-detail-alone")
 
     async def on_mount(self) -> None:
         # Textual applies breakpoints on resize; a terminal may not send one at start.
-        wide = self.app.size.width >= 110
+        wide = self.app.size.width >= WIDE_FROM
         self.set_class(not wide, "-narrow")
         self.set_class(wide, "-wide")
         self.on_resize()
@@ -408,6 +421,7 @@ class WorkflowScreen(Screen[None]):
     def _open_detail(self) -> None:
         """Show the detail (beside the DAG when narrow) and give its log the focus: the
         log's title and border say so, and up / pageup then scroll the log."""
+        self._place_detail()
         self.add_class("-show-detail")
         self.call_after_refresh(self.detail.log_tail.focus)
 

@@ -33,6 +33,7 @@ from console.ui.widgets.dag_layout import (
     Geometry,
     Ordering,
     choose_geometry,
+    fits_across,
     order_steps,
     place,
 )
@@ -174,7 +175,7 @@ class DagView(ScrollView, can_focus=True):
         for row in range(scroll_y, scroll_y + height):
             for sid in self.layout_data.rows.get(row, ()):
                 slot = self.layout_data.slots[sid]
-                node_w, node_h = self.layout_data.node_w, self.layout_data.node_h
+                node_w, node_h = self.layout_data.width_of(sid), self.layout_data.node_h
                 if sid not in seen and slot.x < scroll_x + width and slot.x + node_w > scroll_x:
                     seen[sid] = Region(slot.x - scroll_x, slot.y - scroll_y, node_w, node_h)
         return list(seen.items())
@@ -197,6 +198,10 @@ class DagView(ScrollView, can_focus=True):
     def toggle_mode(self) -> ViewMode:
         self.mode = "list" if self.mode == "graph" else "graph"
         return self.mode
+
+    def fits_across(self, width: int) -> bool:
+        """Whether `width` columns show every card with its name whole."""
+        return fits_across(self._ordering, width)
 
     @property
     def order(self) -> list[str]:
@@ -246,7 +251,7 @@ class DagView(ScrollView, can_focus=True):
         slot = self.layout_data.slots.get(sid)
         if slot is None:
             return None
-        return Region(slot.x, slot.y, self.layout_data.node_w, self.layout_data.node_h)
+        return Region(slot.x, slot.y, self.layout_data.width_of(sid), self.layout_data.node_h)
 
     def _scroll_to_selected(self) -> None:
         region = self._selected_region()
@@ -313,7 +318,7 @@ class DagView(ScrollView, can_focus=True):
             return
         for sid in self.layout_data.rows.get(y, []):
             slot = self.layout_data.slots[sid]
-            if slot.x <= x < slot.x + self.layout_data.node_w:
+            if slot.x <= x < slot.x + self.layout_data.width_of(sid):
                 self.set_selected(sid, by_person=True)
                 if event.chain == 2:
                     self.post_message(self.StepOpened(sid))
@@ -353,7 +358,7 @@ class DagView(ScrollView, can_focus=True):
                 put(col, LINE_CHARS[mask], edge)
         for sid in self.layout_data.rows.get(row, []):
             slot = self.layout_data.slots[sid]
-            if slot.x >= scroll_x + width or slot.x + self.layout_data.node_w <= scroll_x:
+            if slot.x >= scroll_x + width or slot.x + self.layout_data.width_of(sid) <= scroll_x:
                 continue
             col = slot.x
             for text, style in self._node_row(sid, row - slot.y):
@@ -378,7 +383,8 @@ class DagView(ScrollView, can_focus=True):
         gate = gate_text(state, self.steps.get(sid), self.now)
         geometry = self.layout_data.geometry
         if geometry.flow == "tb":
-            return _open_card(geometry, sid, look, gate, line, (tone, name_style, gate_style))
+            return _open_card(self.layout_data.width_of(sid), geometry.node_h, sid, look, gate,
+                              line, (tone, name_style, gate_style))
         inner = geometry.node_w - 2
         if line == 0:
             name = fit(sid, inner - 3)
@@ -425,17 +431,18 @@ def _segments(chars: list[str], styles: list[Style]) -> list[Segment]:
     return out
 
 
-def _open_card(geometry: Geometry, sid: str, look: StatusLook, gate: str, line: int,
+def _open_card(width: int, rows: int, sid: str, look: StatusLook, gate: str, line: int,
                styles: tuple[Style, Style, Style]) -> list[tuple[str, Style]]:
     """A card without a box, for layers that flow top to bottom: two rows (the name; the
     status and the gate) or, when space is short, one (name and a short status)."""
     tone, name_style, gate_style = styles
-    width = geometry.node_w
-    if geometry.node_h == 1:
-        # The name first; then the status as long as it fits, the deadline giving way first.
+    if rows == 1:
+        # The name first; then the status as long as it fits; a gate's deadline before
+        # its count.
         name = fit(sid, width - 3)
         room = width - 3 - len(name)
-        options = [f" {look.short} {look.left}" if look.left else "", f" {look.short}", ""]
+        options = ([f" {look.short} {look.left}", f" {look.left} left"] if look.left else [])
+        options += [f" {look.short}", ""]
         # Short of room the name stays whole: the icon and colour still say the status.
         rest = next((o for o in options if o and len(o) <= room), "")
         return [(f" {look.icon} ", tone), (name, name_style),
@@ -446,7 +453,10 @@ def _open_card(geometry: Geometry, sid: str, look: StatusLook, gate: str, line: 
         count = look.word.rsplit(" ", 1)[-1]
         options = [f"   awaiting approval {count}, denied in {look.left}",
                    f"   awaiting {count}, denied in {look.left}",
-                   f"  awaiting {count} · {look.left} left"]
+                   f"  awaiting {count} · {look.left} left",
+                   f"  {count}, denied in {look.left}",
+                   f"  {count} · {look.left} left",
+                   f"  {look.left} left"]
         said = next((o for o in options if len(o) <= width), options[-1])
         return [(fit(said, width, pad=True), gate_style)]
     word = fit(f"   {look.word}", width)

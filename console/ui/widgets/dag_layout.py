@@ -11,6 +11,10 @@ window:
 - "tb", two-row cards (name; status and gate), layers top to bottom: narrow ones;
 - "tb", one-row cards: when even that is too tall.
 
+Top to bottom, cards are as wide as each other unless a layer is short of room for its
+names: then each card of that layer gets what its name needs and the rest is shared out
+(`card_widths`), so `integration-tests` beside `unit-tests` stays whole in a narrow view.
+
 Edges are stored sparsely as direction masks per cell and drawn with box-drawing
 characters, so merging and crossing lines join correctly. A node's width follows its
 longest label (up to a limit), so a longer name (a group of instances) still reads.
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from console.textsafe import terminal_safe
 from console.workflow.graph import layers as step_layers
 
 if TYPE_CHECKING:
@@ -66,6 +71,7 @@ class Geometry:
     node_h: int  # 3: a boxed card (left to right only); 2 or 1: an open card
     gap_x: int
     gap_y: int
+    room: int = 0  # top to bottom: the columns a layer may fill (0: no limit)
 
 
 LR_BOXED = Geometry("lr", NODE_W, NODE_H, GAP_X, 1)
@@ -91,6 +97,7 @@ class Ordering:
     needs: dict[str, list[str]] = field(default_factory=dict)
     dependents: dict[str, list[str]] = field(default_factory=dict)
     undrawn_edges: int = 0
+    name_w: dict[str, int] = field(default_factory=dict)  # each step's name, as drawn
 
     @property
     def widest(self) -> int:
@@ -98,9 +105,52 @@ class Ordering:
 
     def layer_width(self, layer: list[str], g: Geometry) -> int:
         """Top to bottom: the cells a layer takes (a lane takes LANE_W, not a card's)."""
-        steps = sum(1 for node in layer if node in self.steps)
-        lanes = len(layer) - steps
-        return steps * g.node_w + lanes * LANE_W + (len(layer) - 1) * g.gap_x
+        cards = card_widths(self, layer, g)
+        lanes = len(layer) - len(cards)
+        return sum(cards.values()) + lanes * LANE_W + (len(layer) - 1) * g.gap_x
+
+    def name_need(self, sid: str, g: Geometry) -> int:
+        """Top to bottom: the narrowest card that still shows `sid`'s icon and whole name
+        (and of two rows, most of its status; a name past NODE_W_MAX is cut all the same)."""
+        least = MIN_TB_W[2] if g.node_h == 2 else 0
+        return min(NODE_W_MAX, max(least, self.name_w.get(sid, 0) + 3))
+
+    def card_want(self, sid: str, g: Geometry) -> int:
+        """The width at which `sid`'s card says all it has to say."""
+        return want_for(self.name_w.get(sid, 0), g.node_h)
+
+    def names_fit(self, layer: list[str], g: Geometry) -> bool:
+        """Top to bottom, within `g.room`: every name of the layer shows whole."""
+        steps = [node for node in layer if node in self.steps]
+        lanes = len(layer) - len(steps)
+        room = g.room - lanes * LANE_W - (len(layer) - 1) * g.gap_x
+        return sum(self.name_need(sid, g) for sid in steps) <= room
+
+
+def card_widths(order: Ordering, layer: list[str], g: Geometry) -> dict[str, int]:
+    """The width of each card of a layer: `g.node_w`, unless top to bottom the layer is
+    short of room for its names; then each card gets what its name needs first and the
+    rest of the room is shared out, up to `g.node_w` each."""
+    steps = [node for node in layer if node in order.steps]
+    widths = {sid: g.node_w for sid in steps}
+    if g.flow == "lr" or not g.room or not steps:
+        return widths
+    lanes = len(layer) - len(steps)
+    room = g.room - lanes * LANE_W - (len(layer) - 1) * g.gap_x
+    needs = {sid: order.name_need(sid, g) for sid in steps}
+    if sum(widths.values()) <= room and all(needs[sid] <= g.node_w for sid in steps):
+        return widths
+    spare = room - sum(needs.values())
+    if spare < 0:  # not even the names fit: equal shares (and the view scrolls or cuts)
+        return {sid: max(1, room // len(steps)) for sid in steps}
+    # The cards wanting least get their fill first; what they leave goes to the others.
+    wants = {sid: max(needs[sid], order.card_want(sid, g)) for sid in steps}
+    wanting = sorted(steps, key=lambda sid: wants[sid] - needs[sid])
+    for i, sid in enumerate(wanting):
+        give = min(wants[sid] - needs[sid], spare // (len(wanting) - i))
+        needs[sid] += give
+        spare -= give
+    return needs
 
 
 @dataclass
@@ -111,6 +161,7 @@ class DagLayout:
     lanes: list[Slot] = field(default_factory=list)
     edges: dict[int, dict[int, int]] = field(default_factory=dict)  # row -> col -> mask
     rows: dict[int, list[str]] = field(default_factory=dict)  # row -> steps drawn on it
+    widths: dict[str, int] = field(default_factory=dict)  # a card's width, if not node_w
     needs: dict[str, list[str]] = field(default_factory=dict)
     dependents: dict[str, list[str]] = field(default_factory=dict)
     width: int = 0
@@ -124,6 +175,10 @@ class DagLayout:
     @property
     def node_h(self) -> int:
         return self.geometry.node_h
+
+    def width_of(self, step_id: str) -> int:
+        """The width of `step_id`'s card."""
+        return self.widths.get(step_id, self.geometry.node_w)
 
     @property
     def flow(self) -> Flow:
@@ -149,7 +204,8 @@ class DagLayout:
 
 
 def order_steps(steps: Mapping[str, Step]) -> Ordering:
-    order = Ordering(steps=frozenset(steps))
+    order = Ordering(steps=frozenset(steps),
+                     name_w={sid: len(terminal_safe(sid)) for sid in steps})
     order.needs = {sid: [n for n in step.needs if n in steps] for sid, step in steps.items()}
     order.dependents = {sid: [] for sid in steps}
     for sid, needs in order.needs.items():
@@ -207,14 +263,33 @@ _WANT = {3: 6, 2: 4, 1: 20}
 _WANT_AT_LEAST = {3: NODE_W, 2: 30, 1: 0}
 
 
+def want_for(name_w: int, rows: int) -> int:
+    """How wide a card of `rows` rows wants to be for a name of `name_w` cells."""
+    return min(NODE_W_MAX, max(_WANT_AT_LEAST[rows], name_w + _WANT[rows]))
+
+
 def choose_geometry(order: Ordering, width: int, height: int, name_w: int) -> Geometry:
     """The richest geometry whose canvas fits `width` x `height` cells; when none does, the
     one that scrolls least (one direction only, if it can). `name_w`: the longest name."""
+    candidates = _candidates(order, width, name_w)
+    for geometry in candidates:
+        w, h = canvas_size(order, geometry)
+        if w <= width and h <= height:
+            return geometry
+    return candidates[-1]
 
-    def want(rows: int) -> int:
-        return min(NODE_W_MAX, max(_WANT_AT_LEAST[rows], name_w + _WANT[rows]))
 
-    candidates = [Geometry("lr", want(3), NODE_H, GAP_X, 1)]
+def fits_across(order: Ordering, width: int) -> bool:
+    """Whether some layout shows every card, names whole, within `width` columns (it may
+    still scroll down)."""
+    name_w = max(order.name_w.values(), default=0)
+    return any(canvas_size(order, g)[0] <= width for g in _candidates(order, width, name_w))
+
+
+def _candidates(order: Ordering, width: int, name_w: int) -> list[Geometry]:
+    """The geometries to try, richest first: boxed cards left to right; top to bottom, two
+    rows and one, each only where every name shows whole."""
+    candidates = [Geometry("lr", want_for(name_w, 3), NODE_H, GAP_X, 1)]
     gap = 2
     rooms = []
     for layer in order.members:
@@ -223,14 +298,13 @@ def choose_geometry(order: Ordering, width: int, height: int, name_w: int) -> Ge
         rooms.append((width - lanes * LANE_W - (len(layer) - 1) * gap) // steps)
     room = min(rooms, default=width)
     for rows in (2, 1):
-        node_w = min(want(rows), room)
-        if node_w >= MIN_TB_W[rows]:
-            candidates.append(Geometry("tb", node_w, rows, gap, 1))
-    for geometry in candidates:
-        w, h = canvas_size(order, geometry)
-        if w <= width and h <= height:
-            return geometry
-    return candidates[-1]
+        # Cards as wide as each other, as far as the most crowded layer allows; a layer
+        # whose names would not show whole at that width shares its room by name.
+        geometry = Geometry("tb", max(1, min(want_for(name_w, rows), room)), rows, gap, 1,
+                            width)
+        if all(order.names_fit(layer, geometry) for layer in order.members):
+            candidates.append(geometry)
+    return candidates
 
 
 def canvas_size(order: Ordering, g: Geometry) -> tuple[int, int]:
@@ -255,15 +329,23 @@ def place(order: Ordering, g: Geometry) -> DagLayout:
         column: list[str] = []
         # Top to bottom, a layer narrower than the widest sits in the middle.
         x = (canvas_w - order.layer_width(layer, g)) // 2
+        widths = card_widths(order, layer, g)
         for i, node in enumerate(layer):
             step_id = node if node in order.steps else None
             if g.flow == "lr":
                 slot = Slot(k, i, step_id, k * pitch_x, i * pitch_y)
             else:
                 slot = Slot(k, i, step_id, x, k * pitch_y)
-                x += (g.node_w if step_id is not None else LANE_W) + g.gap_x
+                x += (widths[node] if step_id is not None else LANE_W) + g.gap_x
             place_of[node] = slot
             if step_id is not None:
+                if g.flow == "tb" and g.room and len(layer) == 1:
+                    # A card alone on its layer may say more (a gate's deadline), to the
+                    # right: its left edge, where the edges meet it, stays in line.
+                    widths[node] = max(widths[node],
+                                       min(order.card_want(node, g), g.room - slot.x))
+                if widths[node] != g.node_w:
+                    layout.widths[node] = widths[node]
                 layout.slots[node] = slot
                 column.append(node)
                 for row in range(slot.y, slot.y + g.node_h):
@@ -281,6 +363,8 @@ def place(order: Ordering, g: Geometry) -> DagLayout:
             else:
                 _route_tb(layout, place_of[source], target)
     layout.width, layout.height = canvas_size(order, g)
+    layout.width = max([layout.width] + [slot.x + layout.width_of(sid)
+                                         for sid, slot in layout.slots.items()])
     return layout
 
 
