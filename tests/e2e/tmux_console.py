@@ -6,9 +6,11 @@ text is on the screen (never a fixed sleep) and returns the screen.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -148,3 +150,16 @@ def own_workflows(tmp_path: Path) -> Path:
         path.write_text(re.sub(r'^lock = "([^"]+)"', rf'lock = "\1-{uuid.uuid4().hex[:8]}"',
                                text, flags=re.M))
     return copy
+
+
+def stop_runs(tmp_path: Path) -> None:
+    """Stop the run hosts a test left behind (one that failed at a gate would wait there for
+    the gate's timeout): each gets SIGTERM, as a stop signal, and winds its run down."""
+    marker = f"XDG_STATE_HOME={tmp_path / 'state'}\0".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and b"_host" in (entry / "cmdline").read_bytes()
+                    and marker in (entry / "environ").read_bytes()):
+                os.kill(int(entry.name), signal.SIGTERM)
+        except OSError:
+            continue
