@@ -118,7 +118,7 @@ def coerce_param_value(param: ParamDeclaration, raw: object) -> str | int | bool
             raise ValueError(f"{raw!r} is not one of {', '.join(param.choices)}")
         return raw
     if param.pattern is not None and re.search(param.pattern, raw) is None:
-        raise ValueError(f"{raw!r} does not match the pattern {param.pattern!r}")
+        raise ValueError(f"{raw!r} does not match the pattern {param.pattern}")
     return raw
 
 

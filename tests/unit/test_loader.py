@@ -146,6 +146,7 @@ def test_resolve_params_pattern_mismatch(workflow_file: Path) -> None:
     with pytest.raises(ParamError) as caught:
         resolve_params(loaded.model, {"version": "v1"})
     assert caught.value.message.startswith("-p version=v1: 'v1' does not match the pattern")
+    assert r"does not match the pattern ^\d+\.\d+\.\d+$ " in caught.value.message
 
 
 def test_source_map_finds_keys_tables_inline_tables_and_array_tables() -> None:
