@@ -1,4 +1,4 @@
-"""After a run: its outcome, the counts, a timeline of the steps, and the audit head to keep.
+"""After a run: its outcome, the counts, the audit head to keep, and a timeline of the steps.
 
 The workflow's name and step ids are drawn through `terminal_safe`, as rich Text.
 """
@@ -12,7 +12,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.widget import Widget
@@ -186,6 +186,10 @@ class SummaryScreen(Screen[None]):
     SummaryScreen {
         background: $background;
     }
+    SummaryScreen > #summary-top {
+        height: auto;
+        padding: 0 1;
+    }
     SummaryScreen > VerticalScroll {
         padding: 0 1;
     }
@@ -197,9 +201,8 @@ class SummaryScreen(Screen[None]):
     SummaryScreen #summary-outcome.-bad { color: $error; }
     SummaryScreen #summary-outcome.-muted { color: $text-muted; }
     SummaryScreen #summary-counts { color: $foreground; margin-bottom: 1; }
-    SummaryScreen #summary-timeline { margin-bottom: 1; }
     SummaryScreen #summary-head-label { color: $text-muted; }
-    SummaryScreen #summary-head { color: $accent; text-style: bold; }
+    SummaryScreen #summary-head { color: $accent; text-style: bold; margin-bottom: 1; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -214,13 +217,16 @@ class SummaryScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         tone = _OUTCOME_TONES.get(self.state.status, "muted")
-        with VerticalScroll():
+        # The head above the timeline, outside its scroll: however many steps the run had,
+        # the head stays in view, whole (wrapped on a narrow screen).
+        with Vertical(id="summary-top"):
             yield Static(Text(outcome_line(self.state)), id="summary-outcome",
                          classes=f"-{tone}")
             yield Static(Text(counts_line(self.state)), id="summary-counts")
-            yield Timeline(self.state, id="summary-timeline")
             yield Static("audit head (keep it to prove the trail later):", id="summary-head-label")
             yield Static(Text(terminal_safe(self.audit_head)), id="summary-head")
+        with VerticalScroll():
+            yield Timeline(self.state, id="summary-timeline")
         yield Notices(id="notices")
         yield Footer()
 
