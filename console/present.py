@@ -106,7 +106,7 @@ def fit(text: str, width: int, *, pad: bool = False) -> str:
 
 
 def event_lines(event: Event, *, with_step: bool = True) -> tuple[str, ...]:
-    """An event in words: one line (a gate: two, the second the command to pass it), each
+    """An event in words: one line (a gate: three, the last the command to pass it), each
     safe for a terminal. `with_step`: start with "STEP: " (the audit pane has a column)."""
     lines = _lines(event)
     if with_step and event.step:
@@ -231,29 +231,41 @@ def _gate_opened(event: GateOpened) -> tuple[str, ...]:
     if "override" in event.approve_command:
         need = "denied by a soft policy; an override is possible"
     deadline = f", deadline {event.deadline}" if event.deadline else ""
+    verb = "override" if event.approve_command.startswith("console override") else "approve"
     return (f"awaiting approval: {need}{deadline}",
-            f"    to approve, run: {event.approve_command}")
+            f"  to {verb}{_with_reason(event)}, run:",
+            f"  {event.approve_command}")
 
 
-def waiting_for_others(event: GateOpened, *, with_step: bool = True) -> tuple[str, str]:
+def waiting_for_others(event: GateOpened, *, with_step: bool = True) -> tuple[str, ...]:
     """A gate whoever started the run cannot pass themselves (separation of duties, or not
     an approver): who may, and the command they run — said as the gate opens, so nobody
-    waits for a keypress of their own that would be refused."""
+    waits for a keypress of their own that would be refused.
+
+    A command stands alone on its line, after two spaces and nothing else, so that copying
+    the line from an 80-column terminal copies the whole command (it was once cut at the
+    reason's quotes)."""
     step = f"{event.step}: " if event.step and with_step else ""
     deadline = f", deadline {event.deadline}" if event.deadline else ""
     why = short_why(event.initiator_why_not)
     if event.approve_command.startswith("console override"):
         return (
             f"{step}waiting for an override by someone else (not you: {why}){deadline}",
-            f"    they override with: console attach {event.run}  (or {event.approve_command})",
+            f"  they override in `console attach {event.run}`, or with:",
+            f"  {event.approve_command}",
         )
     who = ", ".join(event.approvers) if event.approvers else "someone else"
     count = event.approvals_required
     return (
         f"{step}waiting for {who} (not you: {why}), {count} approval{'s' if count != 1 else ''}"
         f" needed{deadline}",
-        f"    they approve with: console attach {event.run}  (or {event.approve_command})",
+        f"  they approve in `console attach {event.run}`, or with:",
+        f"  {event.approve_command}",
     )
+
+
+def _with_reason(event: GateOpened) -> str:
+    return " (a reason is required)" if "--reason" in event.approve_command else ""
 
 
 def short_why(why: object) -> str:

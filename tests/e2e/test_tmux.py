@@ -136,12 +136,12 @@ def test_headless_on_a_terminal_shows_the_live_table_and_the_approve_command(
     )
     term = Terminal(session)
     try:
-        screen = term.wait_for("to approve, run: console approve", seconds=40)
+        screen = term.wait_for("to approve (a reason is required), run:", seconds=40)
         assert "awaiting approval" in screen
         approve = next(
-            line.split("run: ", 1)[1].split()[:4]  # console approve RUN STEP (the line may wrap)
+            line.split()[:4]  # console approve RUN STEP, on a line of its own
             for line in screen.splitlines()
-            if "to approve, run:" in line
+            if line.startswith("  console approve ")
         )
         answer = subprocess.run(
             [sys.executable, "-m", *approve, "--reason", "from another terminal"],

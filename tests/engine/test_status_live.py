@@ -251,8 +251,8 @@ def test_a_headless_run_says_at_once_that_its_gate_waits_for_someone_else(
         "switch-traffic: waiting for someone else (not you: you started this run), "
         "1 approval needed")
     at = lines.index(waiting[0])
-    assert lines[at + 1].rstrip("\n") == (
-        f"    they approve with: console attach {run_id}  "
-        f"(or console approve {run_id} switch-traffic)")
+    assert [line.rstrip("\n") for line in lines[at + 1:at + 3]] == [
+        f"  they approve in `console attach {run_id}`, or with:",
+        f"  console approve {run_id} switch-traffic"]
     assert not any("approved by" in line for line in lines[:at]), "said before any approval"
     assert proc.returncode == 130, "".join(lines)

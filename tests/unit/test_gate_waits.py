@@ -113,7 +113,8 @@ def test_audit_lines_written_before_the_fields_existed_still_parse() -> None:
     assert isinstance(event, GateOpened)
     assert (event.initiator_may_approve, event.initiator_why_not) == (True, None)
     assert describe(event) == (f"deploy: awaiting approval: needs 1 approval(s) from @sre\n"
-                               f"    to approve, run: console approve {RUN} deploy")
+                               "  to approve, run:\n"
+                               f"  console approve {RUN} deploy")
 
 
 def waiting_gate(**kw: Any) -> GateOpened:
@@ -131,8 +132,8 @@ def waiting_gate(**kw: Any) -> GateOpened:
 def test_the_headless_line_names_who_may_approve_and_how() -> None:
     assert describe(waiting_gate()) == (
         "switch-traffic: waiting for @sre (not you: you started this run), 2 approvals needed\n"
-        f"    they approve with: console attach {RUN}  (or console approve {RUN} "
-        "switch-traffic)"
+        f"  they approve in `console attach {RUN}`, or with:\n"
+        f"  console approve {RUN} switch-traffic"
     )
     override = waiting_gate(
         approvals_required=0, approvers=(),
@@ -141,8 +142,8 @@ def test_the_headless_line_names_who_may_approve_and_how() -> None:
     assert describe(override) == (
         "switch-traffic: waiting for an override by someone else (not you: you cannot "
         "override policy 'Friday freeze': only @release may)\n"
-        f"    they override with: console attach {RUN}  (or console override {RUN} "
-        'switch-traffic --reason "...")'
+        f"  they override in `console attach {RUN}`, or with:\n"
+        f'  console override {RUN} switch-traffic --reason "..."'
     )
 
 
@@ -163,4 +164,4 @@ def test_the_live_table_says_whom_a_step_waits_for() -> None:
         live.publish(GateClosed(run=RUN, step="switch-traffic", outcome="approved"))
         assert live.waiting == {}
     assert "switch-traffic: waiting for @sre (not you: you started this run)" in out.getvalue()
-    assert f"they approve with: console attach {RUN}" in out.getvalue()
+    assert f"they approve in `console attach {RUN}`, or with:" in out.getvalue()

@@ -84,7 +84,17 @@ def test_a_gate_gives_its_command_on_a_line_of_its_own() -> None:
                       approve_command=f"console approve {RUN} release --reason TEXT")
     lines = event_lines(gate)
     assert lines[0] == "release: awaiting approval: needs 1 approval(s)"
-    assert lines[1].strip() == f"to approve, run: console approve {RUN} release --reason TEXT"
+    assert lines[1:] == ("  to approve (a reason is required), run:",
+                         f"  console approve {RUN} release --reason TEXT")
+
+
+def test_a_gate_for_others_gives_its_command_on_a_line_of_its_own() -> None:
+    gate = GateOpened(run=RUN, step="release", approvals_required=1, approvers=("@sre",),
+                      reason_required=False, deadline=None,
+                      approve_command=f"console approve {RUN} release",
+                      initiator_may_approve=False, initiator_why_not="you started this run")
+    assert event_lines(gate)[1:] == (f"  they approve in `console attach {RUN}`, or with:",
+                                     f"  console approve {RUN} release")
 
 
 def test_someone_elses_text_cannot_drive_the_terminal() -> None:
