@@ -218,6 +218,21 @@ async def test_quit_while_live_asks_then_cancels_the_run(tmp_path: Path) -> None
     assert screen.state.status == "cancelled"
 
 
+async def test_the_quit_question_fits_a_60_column_screen(tmp_path: Path) -> None:
+    executor = ScriptedExecutor(hold={"slow"})
+    app = gated_app(tmp_path, executor, text=RETRY.replace("exit 1", "true"), start=True)
+    async with app.run_test(size=(60, 20)) as pilot:
+        screen = app.run_screen
+        await wait_for(pilot, lambda: screen.state.live)
+        await pilot.press("q")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        box = dialog.query_one("Vertical").region
+        assert box.width <= 60 and dialog.region.contains_region(box), box
+        await pilot.press("escape")
+
+
 async def test_quit_when_idle_exits_at_once(tmp_path: Path) -> None:
     app = gated_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:

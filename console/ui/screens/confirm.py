@@ -24,7 +24,8 @@ from console.textsafe import terminal_safe
 class ConfirmScreen(ModalScreen[str | None]):
     """Dismisses with the chosen choice's key, or None on escape.
 
-    `enter` picks the focused button; the first choice has the focus.
+    `enter` picks the focused button; the first choice has the focus. The dialog is never
+    wider than the screen: at 60 columns the question wraps instead of being cut.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -36,11 +37,12 @@ class ConfirmScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical {
-        width: auto; max-width: 70; height: auto;
+        width: 70; max-width: 100%; height: auto; max-height: 100%;
         border: round $primary; background: $panel; padding: 0 1;
     }
-    ConfirmScreen #question { width: auto; max-width: 66; margin-bottom: 1; }
+    ConfirmScreen #question { width: 100%; margin-bottom: 1; }
     ConfirmScreen Horizontal { width: auto; height: auto; }
+    ConfirmScreen #hint { width: 100%; color: $text-muted; }
     ConfirmScreen Button { margin: 0 1 0 0; min-width: 10; }
     """
 
@@ -59,6 +61,8 @@ class ConfirmScreen(ModalScreen[str | None]):
                 for key, label in self.choices:
                     variant: ButtonVariant = "error" if key in self.danger else "default"
                     yield Button(Text(terminal_safe(label)), id=f"choice-{key}", variant=variant)
+            yield Label("enter chooses the highlighted · ← → move · escape: back",
+                        id="hint")
 
     def on_mount(self) -> None:
         self.query(Button).first().focus()
