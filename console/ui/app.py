@@ -119,15 +119,23 @@ class ConsoleApp(App[int]):
         self._exiting = False
         self.notices = NoticeBoard()
 
+    def use_ansi_colours(self) -> None:
+        """16 colours (TERM=xterm): statuses take ANSI colours, so that each differs in
+        colour too (console.tcss, `.-ansi16`); truecolour greys all map to white there.
+        They reach the terminal as ANSI codes: Textual would otherwise turn them into
+        truecolour by its own palette, and back into the nearest of the 16 (red became
+        magenta, green bright green)."""
+        self.add_class("-ansi16")
+        self.ansi_color = True
+
     def get_default_screen(self) -> Screen[None]:
         return self.run_screen
 
     def on_mount(self) -> None:
-        # 16 colours (TERM=xterm): statuses take ANSI colours, so that each differs in
-        # colour too (console.tcss, `.-ansi16`); truecolour greys all map to white there.
         # (Not headless: snapshots must not depend on the TERM of whoever runs the tests.)
-        self.set_class(self.console.color_system == "standard" and not self.no_color
-                       and not self.is_headless, "-ansi16")
+        if self.console.color_system == "standard" and not self.no_color \
+                and not self.is_headless:
+            self.use_ansi_colours()
         self.set_interval(0.5, self._expire_notices)
         if self.is_headless:
             return

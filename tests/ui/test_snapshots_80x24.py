@@ -125,11 +125,11 @@ def test_bluegreen_params_form_with_a_problem(snap_compare: SnapCompare, tmp_pat
 
 
 def test_bluegreen_failed_in_16_colours(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    """What a TERM=xterm(-16color) terminal gets: the app's `-ansi16` class (set on mount
-    from the terminal's colour system, which a snapshot's is not) gives every status its own
-    ANSI colour."""
+    """What a TERM=xterm(-16color) terminal gets: ANSI colours (chosen on mount from the
+    terminal's colour system, which a snapshot's is not) give every status its own colour."""
     async def run_before(pilot: Pilot[Any]) -> None:
-        pilot.app.set_class(True, "-ansi16")
+        assert isinstance(pilot.app, ConsoleApp)
+        pilot.app.use_ansi_colours()
         await feed(bluegreen_failed())(pilot)
 
     assert snap_compare(snapshot_app(bluegreen(), tmp_path), run_before=run_before,
