@@ -33,7 +33,7 @@ from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError
 from console.events import parse_ts
 from console.host.serve_paths import served_paths
-from console.present import duration, short_why
+from console.present import STATUS_WORDS, duration, short_why
 from console.run.history import (
     RunView,
     all_views,
@@ -193,15 +193,32 @@ def render_run(view: RunView, now: datetime | None = None) -> str:
     lines = [f"{key.ljust(width)}  {terminal_safe(value)}" for key, value in head]
     rows = [("STEP", "STATUS", "ATTEMPT", "DURATION", "REASON")]
     moment = now or datetime.now(UTC)
+    commands: list[str] = []
     for step_id, step in (state.get("steps") or {}).items():
+        gate = view.gates.get(step_id) if view.live else None
+        status = str(step.get("status"))
         rows.append((
             step_id,
-            str(step.get("status")),
+            STATUS_WORDS.get(status, status),
             f"{step.get('attempt', 0)}/{step.get('max_attempts', 1)}",
             _step_duration(step, moment),
-            _step_reason(step, view.gates.get(step_id) if view.live else None),
+            _step_reason(step, gate),
         ))
-    return "\n".join([*lines, "", *_columns(rows)])
+        if status == "awaiting_approval" or gate is not None:
+            commands += _gate_command(step_id, step, gate or {})
+    return "\n".join([*lines, "", *_columns(rows), *commands])
+
+
+def _gate_command(step_id: str, step: Mapping[str, Any], gate: Mapping[str, Any]) -> list[str]:
+    """Under the table, a waiting gate's command on a line of its own: in a cell it ran past
+    the terminal's width, and copying the wrapped line cut it."""
+    command = str(gate.get("approve_command") or step.get("approve_command") or "")
+    if not command:
+        return []
+    verb = "override" if command.startswith("console override") else "approve"
+    reason = " (a reason is required)" if "--reason" in command else ""
+    return ["", terminal_safe(f"to {verb} {step_id}{reason}, run:"),
+            "  " + terminal_safe(command)]
 
 
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -303,7 +320,8 @@ def _step_reason(step: Mapping[str, Any], gate: Mapping[str, Any] | None = None)
 
 
 def _gate_reason(step: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
-    """A waiting gate's REASON cell: the count, whether you may act, the command."""
+    """A waiting gate's REASON cell: the count and whether you may act (the command goes
+    under the table)."""
     command = gate.get("approve_command") or step.get("approve_command")
     if str(command or "").startswith("console override"):
         text = f"{gate.get('summary') or 'denied by a soft policy'}; needs an override"
@@ -318,4 +336,4 @@ def _gate_reason(step: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
         text += f" (you may {verb})"
     elif may is False:
         text += f" (not you: {short_why(gate.get('why_not'))})"
-    return f"{text}; {command}" if command else text
+    return text

@@ -190,10 +190,12 @@ def test_one_run_shows_its_steps(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "",
         "STEP     STATUS             ATTEMPT  DURATION  REASON",
         "build    failed             1/2      1.5s      exit code 2",
-        "migrate  awaiting_approval  0/1      -         needs 2 approval(s), 1 given; "
-        f"console approve {run} migrate --reason TEXT",
+        "migrate  awaiting approval  0/1      -         needs 2 approval(s), 1 given",
         "switch   denied             0/1      -         Friday freeze",
         "notify   skipped            0/1      -         needs switch, which was denied",
+        "",
+        "to approve migrate (a reason is required), run:",
+        f"  console approve {run} migrate --reason TEXT",
     ]
     assert out.splitlines()[2].startswith("status      abandoned: no run.finished recorded")
     assert out.splitlines()[3].startswith(f"started by  alice (uid 1000) on {HOST}, pid ")

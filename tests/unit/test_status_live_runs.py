@@ -167,9 +167,10 @@ async def test_one_live_run_of_someone_else_by_prefix(
     assert lines[2] == "status      running (live)"
     assert lines[3] == f"started by  {LONG_USER} on {socket.gethostname()}, pid {os.getpid()}"
     gate = next(line for line in lines if line.startswith("switch-traffic"))
-    assert gate.split(None, 4)[1:4] == ["awaiting_approval", "0/1", "-"]
-    assert gate.endswith("needs 2 approval(s), 1 given (not you: you started this run); "
-                         f"console approve {THEIRS} switch-traffic")
+    assert gate.split(None, 5)[1:5] == ["awaiting", "approval", "0/1", "-"]
+    assert gate.endswith("needs 2 approval(s), 1 given (not you: you started this run)")
+    assert lines[-2:] == ["to approve switch-traffic, run:",
+                          f"  console approve {THEIRS} switch-traffic"]
 
 
 def test_the_server_gives_the_peer_uid_to_a_status_that_takes_it(tmp_path: Path) -> None:
