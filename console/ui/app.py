@@ -301,6 +301,9 @@ class ConsoleApp(App[int]):
         rows += [
             ("enter (dialog)", "Confirm the dialog (approve, deny, override, start)"),
             ("esc (dialog)", "Cancel the dialog"),
+            ("← → (question)", "The previous / next choice"),
+            ("space (form)", "Turn a bool param's switch on or off"),
+            ("ctrl+s (form)", "Start the run from the params form"),
             ("tab shift+tab", "Move between panes and fields"),
             ("ctrl+p", "Command palette: every action by name"),
             ("ctrl+q", "Quit (asks first while a run is live)"),
