@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.tmux_console import REPO, Screen, console_in_tmux
-from tests.e2e.tmux_styles import cancel_live_runs
+from tests.e2e.tmux_console import REPO, Screen, console_in_tmux, stop_runs
 from tests.engine.cli_runs import console_env
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -27,7 +26,7 @@ README = REPO / "README.md"
 @pytest.fixture(autouse=True)
 def no_run_left(tmp_path: Path) -> Iterator[None]:
     yield
-    cancel_live_runs(tmp_path)
+    stop_runs(tmp_path)
 
 
 def copied_row(screen: Screen, starting: str) -> str:

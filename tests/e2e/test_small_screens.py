@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.tmux_console import REPO, Screen, console_in_tmux
-from tests.e2e.tmux_styles import cancel_live_runs, colour_codes, foreground_of, styled_text
+from tests.e2e.tmux_console import REPO, Screen, console_in_tmux, stop_runs
+from tests.e2e.tmux_styles import colour_codes, foreground_of, styled_text
 from tests.engine.cli_runs import console_env
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -56,19 +56,9 @@ ICONS = {"✓": "succeeded", "✗": "failed", "↷": "skipped", "▶": "running"
 
 
 @pytest.fixture(autouse=True)
-def pane_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The console's size is its pane's. Under pytest the process environment holds
-    COLUMNS=80 and LINES=24 (put there beneath os.environ, so only set-then-delete unsets
-    them); the tmux server would hand them down, and Textual takes them over the pane's."""
-    for name in ("COLUMNS", "LINES"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-
-
-@pytest.fixture(autouse=True)
 def no_run_left(tmp_path: Path) -> Iterator[None]:
     yield
-    cancel_live_runs(tmp_path)
+    stop_runs(tmp_path)
 
 
 def many_steps(tmp_path: Path, count: int) -> Path:

@@ -1,17 +1,13 @@
 """What tmux holds for each cell beyond its character: the colours and styles a screen was
 drawn with, and lines the terminal wrapped, joined again. For tests that read how the
-screen looks (16 colours, NO_COLOR) or copy a long line from it; and what such a test
-leaves behind when it fails half way (a run waiting at a gate)."""
+screen looks (16 colours, NO_COLOR) or copy a long line from it."""
 
 from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 from tests.e2e.tmux_console import Screen
-from tests.engine.cli_runs import console_env
 
 
 def styled_text(screen: Screen) -> str:
@@ -76,10 +72,3 @@ def foreground_of(styled_line: str, char: str) -> list[str | None]:
         colours.extend(fg for ch in text if ch == char)
     return colours
 
-
-def cancel_live_runs(tmp_path: Path) -> None:
-    """Cancel every run still live under `tmp_path` (a test that failed at a gate would
-    leave its run host waiting there for the gate's timeout)."""
-    for socket in (tmp_path / "runtime").glob("*.sock"):
-        subprocess.run([sys.executable, "-m", "console", "cancel", socket.stem],
-                       env=console_env(tmp_path), capture_output=True, timeout=60, check=False)
