@@ -330,13 +330,15 @@ class WorkflowScreen(Screen[None]):
                 self.withdraw(f"gate:{sid}")
 
     def _gate_opened(self, sid: str) -> None:
+        step = self.state.steps.get(sid)
+        if step is None or step.status != "awaiting_approval" or not self.state.live:
+            return  # decided in the same batch (a replay on attach): nothing waits on anyone
         if self._person_is_elsewhere():
             self.dag.set_selected(sid, by_person=False)
         import os
 
         from console.ui.gate_wait import waits_on_others
 
-        step = self.state.steps[sid]
         elsewhere = waits_on_others(self.state, sid, os.getuid())
         if elsewhere is not None:
             self.show_banner(elsewhere)
