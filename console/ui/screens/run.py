@@ -70,6 +70,7 @@ class RunScreen(WorkflowScreen):
         self.actions = RunActions(self)
         self._following = False
         self._held: list[Event] = []  # an attached run's events that came before its DAG
+        self._ended_early: str | None = None  # its outcome, if it ended before that too
 
     @on(events.Mount)
     def _follow_at_once(self) -> None:
@@ -88,6 +89,9 @@ class RunScreen(WorkflowScreen):
         if self._held:
             held, self._held = self._held, []
             self.apply_events(held)
+        if self._ended_early is not None:
+            outcome, self._ended_early = self._ended_early, None
+            self._run_ended(outcome)
         if self.options.attach is not None and first and not self._following:
             self._following = True
             self._follow(self.options.attach)
@@ -196,6 +200,11 @@ class RunScreen(WorkflowScreen):
             self._run_failed_to_start(worker.error)
 
     def _run_ended(self, outcome: str) -> None:
+        if self.loaded is None and self.options.attach is not None:
+            # An attached run that had ended (or ends) before its workflow file loaded: the
+            # summary waits for the DAG and the events held for it.
+            self._ended_early = outcome
+            return
         self.exit_code = EXIT_CODES.get(outcome, 1)
         self.refresh_views()
         self.notify(f"Run {self.state.run_id} {outcome}.", title="Run finished",
