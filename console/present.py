@@ -10,6 +10,7 @@ text: every line returned is made `terminal_safe`.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,13 +94,45 @@ def countdown(seconds: float) -> str:
 
 
 def fit(text: str, width: int, *, pad: bool = False) -> str:
-    """`text` made safe and cut to `width` characters, with "…" when cut (`pad`: filled to
-    `width` with spaces). One character counts as one cell: a character that takes no cell
-    (a zero-width space, a soft hyphen) is written as a space."""
+    """`text` made safe and cut to `width` terminal cells, with "…" when cut (`pad`: filled
+    to `width` cells with spaces). A character that takes no cell of its own (a zero-width
+    space, a soft hyphen) is written as a space."""
     text = "".join(ch if ch.isprintable() else " " for ch in terminal_safe(text))
-    if len(text) > width:
-        text = text[: max(0, width - 1)] + "…" if width > 0 else ""
-    return text.ljust(width) if pad else text
+    text = cut(text, width)
+    return pad_to(text, width) if pad else text
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` terminal cells; cut short, it ends in "…"."""
+    if cells(text) <= width:
+        return text
+    if width <= 0:
+        return ""
+    out, used = [], 0
+    for char in text:
+        size = _char_cells(char)
+        if used + size > width - 1:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + "…"
+
+
+def pad_to(text: str, width: int) -> str:
+    """`text` and spaces to fill `width` terminal cells."""
+    return text + " " * max(0, width - cells(text))
+
+
+def cells(text: str) -> int:
+    """The terminal cells `text` takes: two for a wide (East Asian) character, none for a
+    combining one."""
+    return sum(_char_cells(char) for char in text)
+
+
+def _char_cells(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
 # --- events ------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import os
 import shutil
 import sys
 import textwrap
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError
 from console.events import parse_ts
 from console.host.serve_paths import served_paths
-from console.present import STATUS_WORDS, duration, short_why
+from console.present import STATUS_WORDS, cells, cut, duration, pad_to, short_why
 from console.run.history import (
     RunView,
     all_views,
@@ -134,7 +133,7 @@ def render_table(views: Sequence[RunView], width: int | None = None) -> str:
     for view, row in zip(views, table[1:], strict=True):
         lines.append(row)
         if view.live:
-            lines.extend(_cut("  " + gate_line(step, gate), width)
+            lines.extend(_cut_to("  " + gate_line(step, gate), width)
                          for step, gate in view.gates.items())
     for view in views:
         if not view.note:
@@ -223,14 +222,14 @@ def _gate_command(step_id: str, step: Mapping[str, Any], gate: Mapping[str, Any]
 
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
-    widths = [max(_cells(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(_pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
+    widths = [max(cells(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(pad_to(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
 
 
 def _natural_width(rows: Sequence[tuple[str, ...]]) -> int:
     rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
-    return sum(max(_cells(row[i]) for row in rows) for i in range(len(rows[0]))) + 2 * (
+    return sum(max(cells(row[i]) for row in rows) for i in range(len(rows[0]))) + 2 * (
         len(rows[0]) - 1)
 
 
@@ -241,10 +240,10 @@ def _fit_columns(
     at a time (down to MIN_FLEXIBLE), cells cut short end in `…`; a line still too wide
     is cut at `width`."""
     rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
-    widths = [max(_cells(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(cells(row[i]) for row in rows) for i in range(len(rows[0]))]
     if width is None:
         return _columns(rows)
-    floor = {i: max(MIN_FLEXIBLE, _cells(rows[0][i])) for i in flexible}
+    floor = {i: max(MIN_FLEXIBLE, cells(rows[0][i])) for i in flexible}
     while sum(widths) + 2 * (len(widths) - 1) > width:
         shrinkable = [i for i in flexible if widths[i] > floor[i]]
         if not shrinkable:
@@ -253,37 +252,13 @@ def _fit_columns(
         widths[widest] -= 1
     out = []
     for row in rows:
-        cells = [_pad(_cut(cell, w), w) for cell, w in zip(row, widths, strict=True)]
-        out.append(_cut("  ".join(cells).rstrip(), width))
+        shown = [pad_to(cut(cell, w), w) for cell, w in zip(row, widths, strict=True)]
+        out.append(cut("  ".join(shown).rstrip(), width))
     return out
 
 
-def _cut(text: str, width: int | None) -> str:
-    """`text` in at most `width` terminal cells; cut short, it ends in `…`."""
-    if width is None or _cells(text) <= width:
-        return text
-    out, used = [], 0
-    for char in text:
-        size = _char_cells(char)
-        if used + size > width - 1:
-            break
-        out.append(char)
-        used += size
-    return "".join(out) + "…"
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _cells(text))
-
-
-def _cells(text: str) -> int:
-    return sum(_char_cells(char) for char in text)
-
-
-def _char_cells(char: str) -> int:
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+def _cut_to(text: str, width: int | None) -> str:
+    return text if width is None else cut(text, width)
 
 
 def _short_ts(ts: Any) -> str:

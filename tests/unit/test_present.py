@@ -15,10 +15,13 @@ from console.events import (
     event_from_json,
 )
 from console.present import (
+    cells,
     countdown,
+    cut,
     duration,
     event_lines,
     fit,
+    pad_to,
     printed_line,
     record_line,
     record_summary,
@@ -48,6 +51,14 @@ def test_fit_cuts_with_an_ellipsis_pads_and_neutralises() -> None:
     assert fit("a\x1b]2;x\x07b", 40) == "a\\x1b]2;x\\x07b"
     assert fit("a\u200bb", 5) == "a b"
     assert fit("abc", 0) == ""
+
+
+def test_widths_are_terminal_cells() -> None:
+    """One measure for the UI and the CLI tables: a wide character takes two cells."""
+    assert cells("部署") == 4 and cells("e\u0301") == 1
+    assert cut("部署-green", 5) == "部署…" and cells(cut("部署部署", 5)) == 5
+    assert fit("部署", 6, pad=True) == "部署  "
+    assert pad_to("ok", 4) == "ok  " and cut("fits", 4) == "fits"
 
 
 def _finished(**extra: object) -> StepFinished:

@@ -19,7 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from console.events import parse_ts
-from console.present import duration, fit
+from console.present import cells, duration, fit
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 from console.ui.widgets.node_status import describe
@@ -108,10 +108,10 @@ class Timeline(Widget):
         start, total = run_span(self.state)
         width = self.content_size.width
         names = {s.id: terminal_safe(s.id) for s in steps}
-        name_w = min(max((len(name) for name in names.values()), default=4), 18)
+        name_w = min(max((cells(name) for name in names.values()), default=4), 18)
         end = _finished_at(self.state)
         words = {s.id: f"{describe(s, end).icon} {describe(s, end).word}" for s in steps}
-        word_w = min(max((len(w) for w in words.values()), default=6), 26)
+        word_w = min(max((cells(w) for w in words.values()), default=6), 26)
         track_w = max(4, width - name_w - word_w - 4)
         out = Text(no_wrap=True, overflow="ellipsis")
         axis = self.get_component_rich_style("timeline--axis")
@@ -121,7 +121,7 @@ class Timeline(Widget):
         for step in steps:
             tone = describe(step, end).tone
             style = self.get_component_rich_style(f"timeline--{tone}")
-            out.append(fit(names[step.id], name_w).ljust(name_w) + " ", self._name_style())
+            out.append(fit(names[step.id], name_w, pad=True) + " ", self._name_style())
             out.append("│", axis)
             drawn = self._step_bar(step, start, total, track_w)
             out.append(drawn.ljust(track_w), style)
