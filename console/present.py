@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from console.events import (
@@ -44,6 +45,7 @@ from console.events import (
     UnknownEventError,
     WaveStarted,
     event_from_json,
+    parse_ts,
 )
 from console.textsafe import terminal_safe
 
@@ -81,6 +83,20 @@ def duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def step_time(duration_s: float | None, started_ts: str | None, running: bool,
+              now: datetime) -> str:
+    """A step's time as every view gives it: how long it took, or while it runs how long
+    it has been running; "" when neither is known."""
+    if duration_s is not None:
+        return duration(duration_s)
+    if running and started_ts:
+        try:
+            return duration((now - parse_ts(started_ts)).total_seconds())
+        except ValueError:
+            return ""
+    return ""
 
 
 def countdown(seconds: float) -> str:

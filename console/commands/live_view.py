@@ -32,7 +32,7 @@ from console.events import (
     StepFinished,
     parse_ts,
 )
-from console.present import STATUS_WORDS, duration, printed_line
+from console.present import STATUS_WORDS, printed_line, step_time
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
 
@@ -136,12 +136,8 @@ def _attempt(step: StepState) -> str:
 
 
 def _duration(step: StepState) -> str:
-    if step.duration_s is not None:
-        return duration(step.duration_s)
-    if step.started_ts and step.status == "running":
-        elapsed = datetime.now(parse_ts(step.started_ts).tzinfo) - parse_ts(step.started_ts)
-        return duration(elapsed.total_seconds())
-    return ""
+    now = datetime.now(parse_ts(step.started_ts).tzinfo) if step.started_ts else datetime.now()
+    return step_time(step.duration_s, step.started_ts, step.status == "running", now)
 
 
 def _note(step: StepState, waiting: Mapping[str, str]) -> str:

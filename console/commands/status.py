@@ -30,9 +30,8 @@ from typing import Any
 from console import paths
 from console.config import audit_path as configured_audit_path
 from console.errors import ConsoleError
-from console.events import parse_ts
 from console.host.serve_paths import served_paths
-from console.present import STATUS_WORDS, cells, cut, duration, pad_to, short_why
+from console.present import STATUS_WORDS, cells, cut, pad_to, short_why, step_time
 from console.run.history import (
     RunView,
     all_views,
@@ -269,14 +268,10 @@ def _short_ts(ts: Any) -> str:
 
 def _step_duration(step: Mapping[str, Any], now: datetime) -> str:
     seconds = step.get("duration_s")
-    if seconds is None and step.get("status") == "running" and step.get("started_ts"):
-        try:
-            seconds = (now - parse_ts(str(step["started_ts"]))).total_seconds()
-        except ValueError:
-            return "-"
-    if not isinstance(seconds, int | float):
-        return "-"
-    return duration(float(seconds))
+    started = step.get("started_ts")
+    return step_time(float(seconds) if isinstance(seconds, int | float) else None,
+                     started if isinstance(started, str) else None,
+                     step.get("status") == "running", now) or "-"
 
 
 def _step_reason(step: Mapping[str, Any], gate: Mapping[str, Any] | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,6 +26,7 @@ from console.present import (
     printed_line,
     record_line,
     record_summary,
+    step_time,
 )
 
 RUN = "20260315-101500-a1b2"
@@ -125,3 +127,12 @@ def test_present_loads_without_textual_or_rich() -> None:
     code = "import console.present, sys; print('textual' in sys.modules or 'rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_steps_time_is_what_it_took_or_how_long_it_has_run() -> None:
+    now = datetime(2026, 3, 15, 10, 16, 5, tzinfo=UTC)
+    started = "2026-03-15T10:15:00.000000Z"
+    assert step_time(12.04, started, False, now) == "12.0s"
+    assert step_time(None, started, True, now) == "1m05s"
+    assert step_time(None, started, False, now) == ""
+    assert step_time(None, "not a time", True, now) == ""

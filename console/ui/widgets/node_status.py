@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from console.events import parse_ts
-from console.present import countdown, duration
+from console.present import countdown, duration, step_time
 from console.run.state import StepState
 from console.textsafe import terminal_safe
 
@@ -61,12 +61,6 @@ _ICONS = {
 }
 
 
-def elapsed_since(ts: str | None, now: datetime) -> float | None:
-    if ts is None:
-        return None
-    return max(0.0, (now - parse_ts(ts)).total_seconds())
-
-
 def describe(step: StepState, now: datetime) -> StatusLook:
     status = step.status
     icon, tone = _ICONS.get(status, "?"), _TONES.get(status, "pending")
@@ -81,8 +75,7 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         word, short = f"awaiting approval {given}", f"awaiting {given}"
         return StatusLook(icon, word, tone, short, time_left(step.gate_deadline, now))
     elif status == "running":
-        elapsed = elapsed_since(step.started_ts, now)
-        took = duration(elapsed) if elapsed is not None else ""
+        took = step_time(None, step.started_ts, True, now)
         word = "running" + (f" {took}" if took else "") + attempts
         short = took + attempts
     elif status == "retrying":
