@@ -63,3 +63,11 @@ def test_every_key_a_footer_shows_is_in_keys_md() -> None:
              if isinstance(binding, Binding) and binding.show
              for key in _key_label(binding.key).split()}
     assert shown - documented() == set()
+
+
+def test_the_readme_names_only_keys_that_keys_md_explains() -> None:
+    readme = (KEYS_MD.parents[1] / "README.md").read_text()
+    section = readme.split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]
+    named = {key for span in re.findall(r"`([^`]+)`", section) if not span.endswith(".md")
+             for key in re.split(r"[\s/]+", span) if key}
+    assert named - documented() == set()
