@@ -134,7 +134,9 @@ def _report_end(engine: RunHost, settings: EngineSettings) -> None:
         return
     if engine.audit is not None:
         seq, digest = engine.audit.head()
-        print(f"audit head: {seq}:{digest} ({terminal_safe(str(settings.audit_path))})")
+        # The head on a line of its own: copied from a narrow terminal, it comes out whole.
+        print(f"audit head ({terminal_safe(str(settings.audit_path))}), keep it to prove the "
+              f"trail later:\n  {seq}:{digest}")
 
 
 class TerminalGuard:

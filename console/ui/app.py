@@ -268,7 +268,8 @@ class ConsoleApp(App[int]):
         where = state.status if not state.live else f"{state.status}, still going in its host"
         head = self.run_screen.audit_head() if self.run_screen.settings is not None else None
         print(terminal_safe(f"console: run {state.run_id} {where}"
-                            + (f"; audit head {head}" if head else "")))
+                            + ("; audit head (keep it to prove the trail later):" if head else ""))
+              + (f"\n  {terminal_safe(head)}" if head else ""))
 
     # --- actions -----------------------------------------------------------------------
 

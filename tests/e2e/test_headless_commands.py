@@ -1,6 +1,7 @@
 """Issue 12, item 8, in a real 80-column terminal: the command `console run --no-tui` (and
 `console status`) prints for a waiting gate is never wrapped, asks for the reason the gate
-needs, and works as copied from the screen, one row of it."""
+needs, and works as copied from the screen, one row of it; the audit head at the end is
+a row of its own too."""
 
 from __future__ import annotations
 
@@ -51,9 +52,13 @@ def test_the_approve_command_copied_from_the_screen_works(tmp_path: Path) -> Non
         assert re.fullmatch(r'console approve \S+ release --reason "\.\.\."', command), command
         approved = run_copied(command, tmp_path)
         assert approved.returncode == 0, approved.stdout + approved.stderr
-        shown = screen.wait_for("audit head", seconds=40)
+        shown = screen.wait_for("keep it to prove the trail later:", seconds=40)
         assert "approved by" in shown
         assert screen.exit_code() == "0"
+        head = subprocess.run([sys.executable, "-m", "console", "audit", "head"],
+                              env=console_env(tmp_path), capture_output=True, text=True,
+                              check=True).stdout.strip()
+        assert copied_row(screen, f"  {head.split(':')[0]}:") == head  # whole, on its own
 
 
 def test_status_gives_the_command_on_a_row_of_its_own(tmp_path: Path) -> None:

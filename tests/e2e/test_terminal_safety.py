@@ -400,6 +400,6 @@ def test_the_live_view_does_not_let_a_workflow_name_retitle_the_pane(
 ) -> None:
     pane = pane_running("run", "--no-tui", str(runnable_workflow(tmp_path)))
     before = pane.title()
-    screen = pane.wait_for("audit head:")
+    screen = pane.wait_for("keep it to prove the trail later:")
     assert "evil\\x1b]2;pwned\\x07" in screen  # rich may wrap the line before it
     assert pane.title() == before != "pwned"

@@ -152,7 +152,7 @@ def test_headless_on_a_terminal_shows_the_live_table_and_the_approve_command(
             check=False,
         )
         assert answer.returncode == 0, answer.stdout + answer.stderr
-        screen = term.wait_for("audit head:", seconds=40)
+        screen = term.wait_for("keep it to prove the trail later:", seconds=40)
         assert "succeeded" in screen
         deadline = time.monotonic() + 10
         while not done.exists() and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,6 +79,7 @@ def test_example_runs_headless_with_its_gates_approved(
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, out + err
     assert approved == gates
-    assert "audit head: " in out
+    assert re.search(r"audit head \(.*\), keep it to prove the trail later:\n  \d+:[0-9a-f]{64}\n",
+                     out), out
     for gate in gates:
         assert "console approve" in out and gate in out
