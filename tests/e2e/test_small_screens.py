@@ -126,10 +126,11 @@ def colours_by_icon(screen: Screen, unselected: str) -> dict[str, set[str | None
         time.sleep(0.1)
 
 
-def test_in_16_colours_every_status_has_a_colour_of_its_own(tmp_path: Path) -> None:
+@pytest.mark.parametrize("term", ["xterm", "xterm-16color"])
+def test_in_16_colours_every_status_has_a_colour_of_its_own(tmp_path: Path, term: str) -> None:
     workflow = tmp_path / "statuses.toml"
     workflow.write_text(STATUSES)
-    with console_in_tmux(tmp_path, "run", str(workflow), term="xterm") as screen:
+    with console_in_tmux(tmp_path, "run", str(workflow), term=term) as screen:
         screen.wait_for("✗ broken", "↷ after-broken", "▶ slow", "◆ gate", "○ later",
                         "✓ fine", seconds=40)
         screen.send("w")  # the gate selected (drawn reversed): every other card in colour
