@@ -105,6 +105,11 @@ def test_at_60x20_header_footer_and_dialogs_keep_what_matters(tmp_path: Path) ->
         screen.wait_for("enter denies (the step will not run) · escape cancels")
         screen.send("Escape")
         screen.wait_for("escape cancels", gone=True)
+        screen.send("Enter")  # the detail, the focus in the log: its keys join the footer
+        footer = screen.wait_for("▶ log", "/ Search").rstrip("\n").split("\n")[-1]
+        assert footer.endswith("? Help q Quit") and "a Approve" in footer, footer
+        screen.send("Escape")
+        screen.wait_for("▶ log", gone=True)
         screen.send("q")
         shown = screen.wait_for("Detach", "escape: back")
         box = [line for line in shown.splitlines() if line.startswith("│")]

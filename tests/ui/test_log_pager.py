@@ -192,3 +192,19 @@ def test_snapshot_the_first_attempt_searched_at_80x24(snap_compare: Any, tmp_pat
 
     app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
     assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
+
+
+async def test_under_80_columns_the_footer_keeps_room_for_help_and_quit(tmp_path: Path) -> None:
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(60, 20)) as pilot:
+        tail = await focused_log(pilot, app, retried_test(tmp_path))
+        await pilot.pause()
+        keys = [k for k, b in app.screen.active_bindings.items() if b.binding.show]
+        assert "slash" in keys and "question_mark" in keys and "q" in keys
+        assert "f" not in keys and "ctrl+s" not in keys
+        await pilot.press("f")  # still answers
+        assert not tail.following
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        keys = [k for k, b in app.screen.active_bindings.items() if b.binding.show]
+        assert "f" in keys and "ctrl+s" in keys

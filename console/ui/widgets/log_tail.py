@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -24,6 +25,8 @@ from console.ui.widgets.log_lines import (
 )
 
 TAIL_BYTES = 64 * 1024
+NARROW_FOOTER = 80  # columns
+FOOTER_WHEN_WIDE = frozenset({"toggle_follow", "save"})
 # A theme sets this variable to "off" to show step output without its own colours.
 LOG_COLOURS_VARIABLE = "log-colours"
 __all__ = ["LOG_COLOURS_VARIABLE", "TAIL_BYTES", "LogTail", "attempt_log"]
@@ -267,6 +270,21 @@ class LogTail(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self._retitle()
+
+    def on_resize(self) -> None:
+        """Under 80 columns the footer keeps its room for the step's keys, help and quit:
+        `f` and `ctrl+s` leave it (they still answer, and the help screen lists them)."""
+        narrow = self.app.size.width < NARROW_FOOTER
+        changed = False
+        for key, bindings in self._bindings.key_to_bindings.items():
+            new = [dataclasses.replace(b, show=not narrow)
+                   if b.action in FOOTER_WHEN_WIDE and b.show == narrow else b
+                   for b in bindings]
+            if new != bindings:
+                self._bindings.key_to_bindings[key] = new
+                changed = True
+        if changed:
+            self.refresh_bindings()
 
     def watch_has_focus(self, has_focus: bool) -> None:
         super().watch_has_focus(has_focus)
