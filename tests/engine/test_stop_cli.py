@@ -60,7 +60,7 @@ def test_cancelling_bluegreen_at_its_gate_is_a_cancel_and_cleanup_runs(tmp_path:
         run.kill()
     assert run.returncode == 130, (out, err)
     assert "switch-traffic: cancelled: cancelled by " in out
-    assert "payments-bluegreen" in out and " cancelled in " in out.splitlines()[-2]
+    assert "payments-bluegreen" in out and " cancelled in " in out.splitlines()[-3]  # then the head
     assert _outcome(audit) == "cancelled"
     assert "switch-traffic" not in _steps_started(audit)
     assert _steps_started(audit)[-1] == "cleanup"
