@@ -119,16 +119,20 @@ async def test_escape_closes_the_summary() -> None:
             assert not isinstance(app.screen, SummaryScreen)
 
 
-async def test_the_head_stays_whole_and_in_view_however_many_steps() -> None:
-    """At 60x20 a run of 14 steps overflows the timeline; the head, above it, stays whole."""
-    steps = tuple(f"step-{n:02d}" for n in range(14))
-    state = RunState.from_events([
+def many_steps_run(count: int = 14) -> RunState:
+    """A run of `count` steps that never started: more timeline rows than 60x20 holds."""
+    steps = tuple(f"step-{n:02d}" for n in range(count))
+    return RunState.from_events([
         RunStarted(run=RUN, ts=ts(0), workflow="many", workflow_path="/w.toml",
                    file_hashes={}, params={}, steps=steps, user="alice", uid=1000,
                    host="h", pid=1, version="0.1.0", concurrency=1, run_dir="/r"),
         RunFinished(run=RUN, ts=ts(5), outcome="failed", counts={}, duration_s=5.0),
     ])
-    app = SummaryHost(state)
+
+
+async def test_the_head_stays_whole_and_in_view_however_many_steps() -> None:
+    """At 60x20 a run of 14 steps overflows the timeline; the head, above it, stays whole."""
+    app = SummaryHost(many_steps_run())
     async with app.run_test(size=(60, 20)) as pilot:
         await pilot.pause()
         head = app.screen.query_one("#summary-head", Static)
