@@ -79,6 +79,14 @@ class WorkflowSource(Widget):
             importlib.import_module(module)
         return loaded, settings
 
+    def kept(self) -> LoadedWorkflow | None:
+        """The file's kept plan (console/workflow/plan_cache.py), read now, on the UI's
+        thread: a file that ran before opens with its DAG in the first frame, without the
+        loading frame and the worker's round trip; None: `load` it."""
+        from console.workflow.plan_cache import kept_plan
+
+        return kept_plan(self.path)
+
     def read_again(self, loaded: LoadedWorkflow) -> LoadedWorkflow:
         """Read the file of `loaded` again, now; raises WorkflowError if it has errors."""
         from console.workflow.plan_cache import load_for_run

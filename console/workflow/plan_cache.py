@@ -46,8 +46,7 @@ _VALIDATORS = ("console.workflow.", "pydantic", "pydantic_core", "tomli", "cel.c
 def load_for_run(path: str | Path) -> LoadedWorkflow:
     """The workflow at `path`, for a run: from its kept plan if that still holds, else
     validated (raises WorkflowError as console/workflow/loader.py does) and kept."""
-    absolute = Path(os.path.abspath(path))
-    kept = _kept(absolute)
+    kept = kept_plan(path)
     if kept is not None:
         return kept
     from console.workflow.loader import validate_workflow
@@ -91,7 +90,10 @@ def plans_dir() -> Path:
     return state_home() / "plans"
 
 
-def _kept(path: Path) -> LoadedWorkflow | None:
+def kept_plan(path: str | Path) -> LoadedWorkflow | None:
+    """The workflow at `path` from its kept plan, if that still holds; else None (nothing
+    is validated here)."""
+    path = Path(os.path.abspath(path))
     raw = _read(path)
     if raw is None:
         return None

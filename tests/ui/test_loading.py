@@ -1,5 +1,6 @@
 """Opening the UI on a file: the shell paints first, the workflow loads in a worker after the
-first frame (its errors in place of the DAG), and a run then redraws only what it changed."""
+first frame (its errors in place of the DAG), unless its plan is kept from an earlier run
+(then the first frame has the DAG), and a run then redraws only what it changed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.widgets import Static
 from console.events import StepReady, StepStarted
 from console.ui.screens.summary import SummaryScreen
 from console.ui.widgets.dag import DagView
+from console.workflow.plan_cache import load_for_run
 from tests.ui.conftest import (
     GATED,
     RUN,
@@ -55,6 +57,36 @@ async def test_the_shell_paints_then_the_workflow_loads(tmp_path: Path) -> None:
         assert not screen.query("#placeholder")
         assert screen.settings is not None and screen.settings.via == "tui"
         assert screen.settings.audit_path == tmp_path / "state" / "audit.jsonl"
+
+
+async def test_a_file_with_its_plan_kept_opens_with_the_dag_in_the_first_frame(
+    tmp_path: Path
+) -> None:
+    path = write_workflow(tmp_path, GATED)
+    load_for_run(path)  # an earlier run validated these bytes and kept the plan
+    app = snapshot_app(path, tmp_path)  # type: ignore[arg-type]
+    frames: list[bool] = []
+    display = app._display
+
+    def seen(screen: Any, renderable: Any) -> None:
+        display(screen, renderable)
+        if renderable is not None:
+            frames.append(bool(app.run_screen.query("#dag")))
+
+    app._display = seen  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.run_screen
+        assert screen.loaded is not None and list(screen.dag.steps) == ["build", "deploy", "after"]
+        assert not screen.query("#placeholder")
+        await pilot.pause()
+        assert screen.settings is not None and screen.settings.via == "tui"
+        assert not [w for w in app.workers if w.group == "load"]
+        path.write_text(GATED.replace("echo build", "echo build again"))  # new bytes: a worker
+    assert frames and all(frames)
+    app = snapshot_app(path, tmp_path)  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert placeholder_text(app) == f"loading {path}…"
+        await wait_for(pilot, lambda: app.run_screen.loaded is not None)
 
 
 def test_the_shell_imports_neither_the_engine_nor_pydantic() -> None:

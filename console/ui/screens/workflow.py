@@ -145,8 +145,11 @@ class WorkflowScreen(Screen[None]):
         self.set_class(wide, "-wide")
         self.on_resize()
         self.set_interval(1.0, self._tick)
-        if self.loaded is not None:
-            await self.workflow_ready(self.loaded)
+        # `loaded` is set by workflow_ready once the DAG is mounted: an attached run's
+        # events are held until then.
+        loaded = self.loaded or self.source.kept()
+        if loaded is not None:
+            await self.workflow_ready(loaded)
             return
         self._show_placeholder(f"loading {self.options.path}…")
         self.refresh_views()
