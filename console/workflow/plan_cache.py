@@ -11,8 +11,9 @@ builds the LoadedWorkflow from it (console/workflow/loaded.py `assemble`, the sa
 fresh validation ends with). Anything else - new bytes, a changed file, a different
 version - is validated in full, and what passes is kept.
 
-Params are never kept: every run checks its own (console/workflow/params.py). `console
-validate` always validates.
+Params are never kept: every run checks its own (console/workflow/params.py); the time
+zones of `during` windows, the one thing validation reads from the system rather than the
+files, are looked up again. `console validate` always validates.
 
 The plans live in the user's state dir (`plans/`, 0700), one file each, written whole to a
 temporary name and renamed. A plan is used only if the directory and the file are the
@@ -110,9 +111,26 @@ def kept_plan(path: str | Path) -> LoadedWorkflow | None:
     try:
         plan = json.loads(body)
         validated = _validated(plan, path, digest)
-        return None if validated is None else assemble(validated)
+        loaded = None if validated is None else assemble(validated)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         return None  # not a plan this code wrote
+    return loaded if loaded is not None and _zones_known(loaded) else None
+
+
+def _zones_known(loaded: LoadedWorkflow) -> bool:
+    """The one check that reads the system rather than the files: each `during` time
+    zone is still known (the tz database can change between runs)."""
+    zones = {r.rule.during.tz for r in loaded.rules if r.rule.during is not None}
+    if not zones:
+        return True
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        for zone in zones:
+            ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _validated(plan: Any, path: Path, digest: str) -> Validated | None:

@@ -8,13 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.errors import ParamError, WorkflowError
-from console.workflow import loader, plan_cache
+from console.workflow import loader, model, plan_cache
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
 from console.workflow.params import resolve_params
@@ -154,6 +155,24 @@ def test_params_are_checked_on_every_run(workflow: Path) -> None:
     assert resolve_params(kept, {"version": "1.2.3"}) == {"version": "1.2.3"}
     with pytest.raises(ParamError, match="does not match the pattern"):
         resolve_params(kept, {"version": "latest"})
+
+
+def test_a_time_zone_gone_from_the_system_is_validated_again(
+    workflow: Path, validations: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_for_run(workflow)
+    real = zoneinfo.ZoneInfo
+
+    def without_berlin(key: str) -> zoneinfo.ZoneInfo:
+        if key == "Europe/Berlin":
+            raise zoneinfo.ZoneInfoNotFoundError(key)
+        return real(key)
+
+    monkeypatch.setattr(zoneinfo, "ZoneInfo", without_berlin)
+    monkeypatch.setattr(model, "ZoneInfo", without_berlin)
+    with pytest.raises(WorkflowError, match="not an IANA time zone"):
+        load_for_run(workflow)
+    assert len(validations) == 2
 
 
 def test_a_corrupt_plan_is_ignored_and_replaced(workflow: Path, validations: list[str]) -> None:
