@@ -110,6 +110,10 @@ def test_at_60x20_header_footer_and_dialogs_keep_what_matters(tmp_path: Path) ->
         assert footer.endswith("? Help q Quit") and "a Approve" in footer, footer
         screen.send("Escape")
         screen.wait_for("▶ log", gone=True)
+        screen.send("b")  # the audit pane: the summary keeps room to say something
+        screen.wait_for("gate.opened", "awaiting approval: needs")
+        screen.send("b")
+        screen.wait_for("gate.opened", gone=True)
         screen.send("q")
         shown = screen.wait_for("Detach", "escape: back")
         box = [line for line in shown.splitlines() if line.startswith("│")]

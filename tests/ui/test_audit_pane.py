@@ -155,6 +155,24 @@ async def test_the_summary_column_takes_the_room_left_and_cuts_with_an_ellipsis(
         assert table.virtual_size.width <= table.scrollable_content_region.width
 
 
+async def test_a_narrow_pane_gives_the_actor_and_time_room_to_the_summary(
+    tmp_path: Path,
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    write_events(audit, run_events(RUN_A))
+    app = AuditApp(audit, RUN_A)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await until(pilot, settled(app, 5))
+        table: DataTable[str] = app.query_one(DataTable)
+        assert [str(c.label) for c in table.columns.values()] == ["type", "step", "summary"]
+        kind, step, summary = table_rows(app)[4]
+        assert (kind, step) == ("approval.given", "migrate")
+        assert summary.startswith("approved by bob (1/2): ") and summary.endswith("…")
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        await pilot.resize_terminal(100, 24)
+        await until(pilot, lambda: len(table.columns) == 5)
+
+
 async def test_f_toggles_between_this_run_and_all_runs(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     write_events(audit, run_events(RUN_A) + run_events(RUN_B, offset=20))

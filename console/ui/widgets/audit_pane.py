@@ -37,6 +37,8 @@ MAX_ROWS = 2000
 COLUMN_LABELS = ("time", "actor", "type", "step", "summary")
 FIXED_WIDTHS = (8, 8, 14, 10)
 MIN_SUMMARY_WIDTH = 20
+# On a pane too narrow for the summary, these columns give it their room, in this order.
+NARROW_DROPS = ("actor", "time")
 FLUSH_INTERVAL_S = 1 / 30
 
 
@@ -101,6 +103,7 @@ class AuditPane(Vertical):
         self._flush_scheduled = False
         self._next_key = 0
         self._summary_width = 40
+        self._fixed_shown = tuple(range(len(FIXED_WIDTHS)))  # indexes of the columns shown
         self.follow_error: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -109,17 +112,26 @@ class AuditPane(Vertical):
         yield table
 
     def _add_columns(self, table: DataTable[str | Text]) -> None:
-        for label, width in zip(COLUMN_LABELS, (*FIXED_WIDTHS, self._summary_width), strict=True):
-            table.add_column(label, width=width, key=label)
+        for i in self._fixed_shown:
+            table.add_column(COLUMN_LABELS[i], width=FIXED_WIDTHS[i], key=COLUMN_LABELS[i])
+        table.add_column(COLUMN_LABELS[-1], width=self._summary_width, key=COLUMN_LABELS[-1])
 
     def on_resize(self) -> None:
-        # The summary takes what the fixed columns leave, so the table never scrolls sideways.
-        padding = 2 * len(COLUMN_LABELS)
-        room = self.content_size.width - sum(FIXED_WIDTHS) - padding - 2
-        width = max(MIN_SUMMARY_WIDTH, room)
-        if width != self._summary_width:
-            self._summary_width = width
+        # The summary takes what the other columns leave, so the table never scrolls
+        # sideways; on a narrow pane (60 columns) the actor, then the time, make room for it.
+        shown = list(range(len(FIXED_WIDTHS)))
+        for label in NARROW_DROPS:
+            if self._room(shown) >= MIN_SUMMARY_WIDTH:
+                break
+            shown.remove(COLUMN_LABELS.index(label))
+        width = max(MIN_SUMMARY_WIDTH, self._room(shown))
+        if width != self._summary_width or tuple(shown) != self._fixed_shown:
+            self._summary_width, self._fixed_shown = width, tuple(shown)
             self._rebuild(columns=True)
+
+    def _room(self, shown: list[int]) -> int:
+        padding = 2 * (len(shown) + 1)
+        return self.content_size.width - sum(FIXED_WIDTHS[i] for i in shown) - padding - 2
 
     def on_mount(self) -> None:
         self._update_titles()
@@ -211,8 +223,9 @@ class AuditPane(Vertical):
 
     def _cells(self, record: dict[str, Any]) -> tuple[Text, ...]:
         row = cells(record)
-        widths = (*FIXED_WIDTHS, self._summary_width)
-        return tuple(Text(fit(cell, width)) for cell, width in zip(row, widths, strict=True))
+        picked = [(row[i], FIXED_WIDTHS[i]) for i in self._fixed_shown]
+        picked.append((row[-1], self._summary_width))
+        return tuple(Text(fit(cell, width)) for cell, width in picked)
 
     # --- filter and details -------------------------------------------------------------
 
