@@ -83,7 +83,9 @@ def test_the_demo_fits_at_80x24_opening_on_its_first_layer(tmp_path: Path) -> No
     with console_in_tmux(tmp_path, "run", "workflows/demo.toml") as screen:
         shown = screen.wait_for("✓ checkout")
         assert "checkout" in dag_rows(shown)[0]  # opens on the first layer, not scrolled
-        assert selected(screen, DEMO) == "checkout"
+        first = selected(screen, DEMO)
+        if first != "checkout":  # a loaded machine: the gate may have opened and taken it
+            assert first == "release" and "awaiting 0/1" in screen.text()
         shown = screen.wait_for("awaiting 0/1", seconds=40)
         rows = dag_rows(shown)
         assert_every_card_whole(rows, DEMO)
