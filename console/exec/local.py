@@ -20,14 +20,14 @@ missing working directory, a timeout or a kill all come back as an ExecResult.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from console.exec._watchdog_main import group_alive, signal_group
 from console.exec.base import ExecOutcome, ExecResult, Started, StepCommand
-from console.exec.step_process import Spawner, StepProcess
+from console.exec.step_process import Readiness, Spawner, StepProcess
 from console.exec.steplog import StepLog, attempt_result
 from console.exec.watchdog import Watchdog
 from console.workflow.spec import format_duration
@@ -127,8 +127,9 @@ class LocalExecutor:
         self._running: dict[str, _Control] = {}
         self._watchdog = Watchdog(grace_s)
         self._spawner = Spawner()
+        self._readiness = Readiness()
         # Log directories made (or found) by an earlier attempt: not made again per step.
-        self._log_dirs: set[Path] = set()
+        self._log_dirs: set[str] = set()
 
     async def run(
         self, cmd: StepCommand, on_started: Callable[[Started], None] | None = None
@@ -169,6 +170,7 @@ class LocalExecutor:
                     await terminate_group(control.pgid, self._grace_s)
         await self._watchdog.close()
         self._spawner.close()
+        self._readiness.close()
 
     async def _run(
         self,
@@ -187,7 +189,7 @@ class LocalExecutor:
             return attempt_result(cmd.log_path, started, outcome, error, log, pid=pid,
                                   exit_code=exit_code)
 
-        log_dir = cmd.log_path.parent
+        log_dir = os.path.dirname(cmd.log_path)
         try:
             log = StepLog(cmd.log_path, cmd.secrets, make_dir=log_dir not in self._log_dirs)
         except OSError as exc:
@@ -204,7 +206,8 @@ class LocalExecutor:
                 return result("error", f"could not start: {exc}", log=log)
             control.pgid = pid
             self._watchdog.register(pid)
-            process = StepProcess(pid, output, control.loop, log.write_stdout, control.wake, popen)
+            process = StepProcess(pid, output, control.loop, self._readiness, log.write_stdout,
+                                  control.wake, popen)
             gone = False
             try:
                 if on_started is not None:

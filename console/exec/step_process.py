@@ -5,6 +5,9 @@ default child watcher) and wraps each pipe in a transport; for thousands of shor
 that is most of the cost of running them. Here the child's exit is a readable pidfd in the
 loop's selector (Linux 5.3+; a waiting thread elsewhere), and its output is read straight
 off one pipe, up to READ_SIZE bytes at a time, into a callback that writes it to the log.
+The pipes and pidfds of all steps sit in one epoll set of their own (`Readiness`), which the
+loop watches as a single reader: adding and removing a descriptor there is one system call,
+where the loop's add_reader and remove_reader cost several times that in Python.
 stdout and stderr share that pipe (as on a terminal), so the log holds the step's output in
 the order it was written, and masking sees it as the reader of the log does.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -118,6 +122,59 @@ class Spawner:
                      setsigdef=_RESTORED_SIGNALS)
 
 
+class Readiness:
+    """One epoll set for the steps' descriptors; the event loop watches it as one reader
+    and calls each descriptor's callback when it is ready (level-triggered, like the loop).
+
+    Use it from the loop's thread. Used from another loop later (a new asyncio.run), it
+    moves its one reader there.
+    """
+
+    def __init__(self) -> None:
+        self._epoll: select.epoll | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._callbacks: dict[int, Callable[[], None]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[[], None]) -> None:
+        if self._loop is not loop or self._epoll is None:
+            self._attach(loop)
+        assert self._epoll is not None
+        self._epoll.register(fd, select.EPOLLIN)
+        self._callbacks[fd] = callback
+
+    def remove(self, fd: int) -> None:
+        """Stop watching `fd` (before closing it)."""
+        if self._callbacks.pop(fd, None) is not None and self._epoll is not None:
+            self._epoll.unregister(fd)
+
+    def close(self) -> None:
+        self._detach()
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        self._callbacks.clear()
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._detach()
+        if self._epoll is None:
+            self._epoll = select.epoll()  # close-on-exec
+        loop.add_reader(self._epoll.fileno(), self._dispatch)
+        self._loop = loop
+
+    def _detach(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and self._epoll is not None and not loop.is_closed():
+            loop.remove_reader(self._epoll.fileno())
+
+    def _dispatch(self) -> None:
+        if self._epoll is None:
+            return
+        for fd, _ in self._epoll.poll(0):
+            callback = self._callbacks.get(fd)
+            if callback is not None:  # not removed by an earlier callback of this batch
+                callback()
+
+
 class StepProcess:
     """A running step: `exited` once the leader is reaped (its status in `returncode`),
     `output_closed` at end of file on its output; `on_change` is called as either happens.
@@ -128,6 +185,7 @@ class StepProcess:
         pid: int,
         output: int,
         loop: asyncio.AbstractEventLoop,
+        readiness: Readiness,
         on_output: Callable[[bytes], None],
         on_change: Callable[[], None],
         popen: subprocess.Popen[bytes] | None = None,
@@ -135,6 +193,7 @@ class StepProcess:
         self.pid = pid
         self._output: int | None = output
         self._loop = loop
+        self._readiness = readiness
         self._on_output = on_output
         self._on_change = on_change
         self._popen = popen
@@ -142,7 +201,7 @@ class StepProcess:
         self.exited = False
         self.output_closed = False
         os.set_blocking(output, False)
-        loop.add_reader(output, self._read)
+        readiness.add(loop, output, self._read)
         self._watch_exit()
 
     def close(self) -> None:
@@ -150,7 +209,7 @@ class StepProcess:
         fd, self._output = self._output, None
         if fd is None:
             return
-        self._loop.remove_reader(fd)
+        self._readiness.remove(fd)
         os.close(fd)
         self.output_closed = True
         self._on_change()
@@ -184,11 +243,11 @@ class StepProcess:
                 pid, status = self.pid, -1
             if pid == 0:
                 return
-            self._loop.remove_reader(pidfd)
+            self._readiness.remove(pidfd)
             os.close(pidfd)
             self._reaped(None if status == -1 else _exit_code(status))
 
-        self._loop.add_reader(pidfd, on_exit)
+        self._readiness.add(self._loop, pidfd, on_exit)
 
     def _wait_in_thread(self) -> None:
         def wait() -> None:
