@@ -61,6 +61,8 @@ class PolicySet:
         # Results of conditions that read neither `step` nor `now`: the same for every step
         # of a run, so one evaluation serves them all (True/False, or the error message).
         self._shared_results: dict[Hashable, bool | str] = {}
+        # Most steps match no rule: they share one decision, combined once (not per step).
+        unruled: Decision | None = None
         for step_id, step in loaded.steps.items():
             fixed: list[RuleOutcome] = []
             dynamic: list[_Candidate] = []
@@ -76,8 +78,11 @@ class PolicySet:
                 fixed.append(_step_approval(step_id, step, str(loaded.path)))
             self._fixed[step_id] = tuple(fixed)
             self._candidates[step_id] = tuple(dynamic)
-            if not dynamic:
+            if not dynamic and fixed:
                 self._fixed_decisions[step_id] = combine(fixed)
+            elif not dynamic:
+                unruled = unruled or combine(())
+                self._fixed_decisions[step_id] = unruled
 
     @property
     def loaded(self) -> LoadedWorkflow:
@@ -87,6 +92,11 @@ class PolicySet:
         if len(self._shared_results) >= _SHARED_RESULTS_LIMIT:
             self._shared_results.clear()
         self._shared_results[key] = result
+
+    def settled(self, step_id: str) -> Decision | None:
+        """The decision for `step_id` when it cannot change over a run (no window, no
+        condition): no context is needed to ask for it."""
+        return self._fixed_decisions.get(step_id)
 
     def decide(self, step_id: str, ctx: EvalContext) -> Decision:
         """The decision for `step_id` as of `ctx.now`, for a run started by `ctx.initiator`."""

@@ -48,6 +48,7 @@ class StepPreparer:
         self._params = dict(params)
         self._run_id = run_id
         self._run_dir = run_dir
+        self._base_dir = loaded.base_dir
         self._environ = dict(os.environ if environ is None else environ)
         self._secret_values = self._resolve_secrets()
         secret_params = [
@@ -156,12 +157,13 @@ class StepPreparer:
         parts = split_instance(unit)
         step_id = parts[0] if parts else unit
         step = self._loaded.steps[step_id]
-        values = self._values(unit, outputs or {})
         env = dict(self._base_env)
-        env.update(matrix_env(values.matrix))
-        for key, value in step.env.items():
-            value = SECRET_REFERENCE.sub(lambda m: self._secret_values[m.group(1)], value)
-            env[key] = render_text(value, f"steps.{step_id}.env.{key}", values)
+        if parts is not None or step.env:  # else nothing here to fill in
+            values = self._values(unit, outputs or {})
+            env.update(matrix_env(values.matrix))
+            for key, value in step.env.items():
+                value = SECRET_REFERENCE.sub(lambda m: self._secret_values[m.group(1)], value)
+                env[key] = render_text(value, f"steps.{step_id}.env.{key}", values)
         env["CONSOLE_STEP"] = step_id
         env["CONSOLE_ATTEMPT"] = str(attempt)
         if step.outputs is not None:
@@ -173,7 +175,7 @@ class StepPreparer:
         if host is not None:
             env["CONSOLE_HOST"] = host.name
             env["CONSOLE_INSTANCE"] = unit
-        cwd = self._loaded.base_dir / step.cwd if step.cwd else self._loaded.base_dir
+        cwd = self._base_dir / step.cwd if step.cwd else self._base_dir
         if isinstance(step.run, str):
             argv, script = None, step.run
         else:

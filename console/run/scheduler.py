@@ -172,7 +172,9 @@ class Scheduler:
             self._skip(sid, blocked)
             return
         self._emit(StepReady(run=self.run_id, step=sid))
-        decision = self._policy.decide(sid, self._context())
+        decision = self._policy.settled(sid)  # most steps: no context to build
+        if decision is None:
+            decision = self._policy.decide(sid, self._context())
         if decision.rules:
             self._emit(GateEvaluated(run=self.run_id, step=sid, decision=decision.to_json()))
         if decision.effect == "allow":
