@@ -98,6 +98,30 @@ def test_unmatched_step_is_allowed(tmp_path: Path) -> None:
     assert decision.rules == ()
 
 
+def test_a_decision_that_cannot_change_is_known_without_a_context(tmp_path: Path) -> None:
+    # deploy-us: no rule but the workflow-wide `when`; build, migrate: conditions or windows.
+    plain = PolicySet(load(tmp_path, """
+[workflow]
+name = "plain"
+
+[steps.a]
+run = ["true"]
+
+[steps.b]
+run = ["true"]
+approval = { approvers = ["@dba"] }
+"""))
+    allowed = plain.settled("a")
+    assert allowed is not None and allowed == plain.decide("a", ctx())
+    assert allowed.summary == "allowed"
+    asked = plain.settled("b")
+    assert asked is not None and asked.summary == "needs 1 approval (@dba)"
+    policy = PolicySet(load(tmp_path, DEPLOY, name="deploy.toml"))
+    assert [policy.settled(s) for s in ("build", "migrate", "deploy-eu", "deploy-us")] == [
+        None, None, None, None,
+    ]
+
+
 def test_tagged_step_needs_two_approvers(tmp_path: Path) -> None:
     decision = PolicySet(load(tmp_path, DEPLOY)).decide("deploy-eu", ctx())
     assert decision.summary == "needs 2 approvals (@sre, @release)"
