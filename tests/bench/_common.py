@@ -108,6 +108,7 @@ class ChildRun:
     wall_s: float
     max_rss_mib: float
     returncode: int
+    cpu_s: float = 0.0  # user + system of the child and the descendants it reaped
 
 
 def timed_child(
@@ -130,7 +131,8 @@ def timed_child(
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(wall, usage.ru_maxrss / 1024, process.returncode)
+    return ChildRun(wall, usage.ru_maxrss / 1024, process.returncode,
+                    usage.ru_utime + usage.ru_stime)
 
 
 def repeat(runs: int, measure: Callable[[], float]) -> list[float]:

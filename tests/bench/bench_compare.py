@@ -28,9 +28,11 @@ from _common import (
     timed_child,
 )
 from bench_viewers import spawn_until_record
+from own_cpu import read_own_cpu
 from shapes import SHAPES, write_shape
 
 CONCURRENCY = 2
+OWN_CPU = BENCH_DIR / "own_cpu.py"
 
 
 def _env(base: dict[str, str], tree: Path) -> dict[str, str]:
@@ -48,26 +50,40 @@ def run(before: Path, runs: int = 5) -> list[Figure]:
         for name, build in SHAPES.items():
             toml_path, _ = write_shape(Path(tmp), name, build(), CONCURRENCY)
             walls: dict[str, list[float]] = {"before": [], "after": [], "pidfd": []}
+            own: dict[str, list[float]] = {"before": [], "after": [], "pidfd": []}
+            steps_cpu: list[float] = []
             ratios: dict[str, list[float]] = {"before": [], "after": []}
             rss: dict[str, list[float]] = {"before": [], "after": []}
+            cpu_file = str(Path(tmp) / "own-cpu")
             for _ in range(runs):
-                pidfd = timed_child([PYTHON, str(BENCH_DIR / "pidfd_floor.py"), str(toml_path),
+                pidfd = timed_child([PYTHON, str(OWN_CPU), cpu_file,
+                                     str(BENCH_DIR / "pidfd_floor.py"), str(toml_path),
                                      str(CONCURRENCY)])
                 walls["pidfd"].append(pidfd.wall_s)
+                own["pidfd"].append(read_own_cpu(cpu_file))
+                steps_cpu.append(pidfd.cpu_s - own["pidfd"][-1])
                 for label, tree in trees.items():
                     with isolated_state() as env:
-                        got = timed_child([PYTHON, "-m", "console", "run", str(toml_path),
-                                           "--no-tui"], _env(env, tree))
+                        got = timed_child([PYTHON, str(OWN_CPU), cpu_file, "-m", "console",
+                                           "run", str(toml_path), "--no-tui"],
+                                          _env(env, tree))
                     if got.returncode != 0:
                         raise SystemExit(f"{label}: console run {name} exited {got.returncode}")
                     walls[label].append(got.wall_s)
+                    own[label].append(read_own_cpu(cpu_file))
                     ratios[label].append(got.wall_s / pidfd.wall_s)
                     rss[label].append(got.max_rss_mib)
             figures.append(reported(f"{name}: pidfd floor", median(walls["pidfd"]), "s"))
+            figures.append(reported(f"{name}: the steps' CPU", median(steps_cpu), "s",
+                                    "the `true` processes, as the floor reaps them"))
+            figures.append(reported(f"{name}: pidfd floor's own CPU", median(own["pidfd"]),
+                                    "s"))
             for label in trees:
                 figures.append(reported(f"{name}: console {label}", median(walls[label]), "s"))
                 figures.append(reported(f"{name}: console {label} / pidfd floor",
                                         median(ratios[label]), "x"))
+                figures.append(reported(f"{name}: console {label} own CPU",
+                                        median(own[label]), "s", "start-up included"))
                 figures.append(reported(f"{name}: console {label} peak RSS", max(rss[label]),
                                         "MiB"))
         one = Path(tmp) / "one.toml"
