@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,12 @@ from tests.e2e.tmux_console import (
     console_in_tmux,
     own_workflows,
     reverse_video,
-    stop_runs,
 )
 from tests.engine.cli_runs import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 COUNTDOWN = re.compile(r"\b(29|30)m\b")  # the demo's gate: 30 minutes
-
-
-@pytest.fixture(autouse=True)
-def _no_run_left(tmp_path: Path) -> Iterator[None]:
-    yield
-    stop_runs(tmp_path)
 
 
 def failing_demo(tmp_path: Path) -> Path:

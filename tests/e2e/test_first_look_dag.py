@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from tests.e2e.tmux_console import (
     console_in_tmux,
     own_workflows,
     reverse_video,
-    stop_runs,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -32,12 +30,6 @@ LINES = "─│╭╮╰╯┬┴├┤┼"
 # A word and a line drawn in adjacent cells: `◆ awaiting approval 0/1├`.
 NOTICE = re.compile(r" [!•✗] [A-Z]")  # "! Approval needed: …", "✗ Step failed: …"
 RUNS_INTO_A_LINE = re.compile(rf"[^\s{LINES}][{LINES}]|[{LINES}][^\s{LINES}]")
-
-
-@pytest.fixture(autouse=True)
-def _no_run_left(tmp_path: Path) -> Iterator[None]:
-    yield
-    stop_runs(tmp_path)
 
 
 def dag_rows(shown: str) -> list[str]:

@@ -9,24 +9,17 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.tmux_console import REPO, console_in_tmux, stop_runs
+from tests.e2e.tmux_console import REPO, console_in_tmux
 from tests.engine.cli_runs import console_env
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 DEMO = str(REPO / "workflows" / "demo.toml")
 SCROLLBAR_GLYPHS = "▉▊▋▌▍▎"  # a scrollbar thumb's ends (the detail's border is ▏)
-
-
-@pytest.fixture(autouse=True)
-def no_run_left(tmp_path: Path) -> Iterator[None]:
-    yield
-    stop_runs(tmp_path)
 
 
 def console_says(tmp_path: Path, *args: str) -> str:

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,12 @@ from tests.e2e.tmux_console import (
     console_in_tmux,
     own_workflows,
     reverse_video,
-    stop_runs,
 )
 from tests.engine.cli_runs import wait_for_record
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 NOTICE = "Approval needed: release is waiting"
-
-
-@pytest.fixture(autouse=True)
-def _no_run_left(tmp_path: Path) -> Iterator[None]:
-    yield
-    stop_runs(tmp_path)
 
 
 def audit_lines(tmp_path: Path) -> list[dict[str, object]]:

@@ -9,12 +9,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.tmux_console import REPO, Screen, console_in_tmux, stop_runs
+from tests.e2e.tmux_console import REPO, Screen, console_in_tmux
 from tests.e2e.tmux_styles import colour_codes, foreground_of, styled_text
 from tests.engine.cli_runs import console_env
 
@@ -53,12 +52,6 @@ run = "true"
 """
 ICONS = {"✓": "succeeded", "✗": "failed", "↷": "skipped", "▶": "running",
          "◆": "awaiting approval", "○": "pending"}
-
-
-@pytest.fixture(autouse=True)
-def no_run_left(tmp_path: Path) -> Iterator[None]:
-    yield
-    stop_runs(tmp_path)
 
 
 def many_steps(tmp_path: Path, count: int) -> Path:
