@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from console.errors import ConsoleError
 from console.run.exit_codes import EXIT_CODES
 from console.startup import settled
+from console.ui.footer_keys import offer_keys
 from console.ui.run_actions import RunActions
 from console.ui.run_options import AttachTo, Clock, RunFactory, RunOptions, SettingsFor
 from console.ui.screens.workflow import WorkflowScreen
@@ -290,16 +291,7 @@ class RunScreen(WorkflowScreen):
 
     def update_keys(self) -> None:
         shown = self.keys_that_apply()
-        changed = False
-        for key, bindings in self._bindings.key_to_bindings.items():
-            new = [dataclasses.replace(b, show=b.action in shown)
-                   if b.action in self.CONTEXTUAL_KEYS and b.show != (b.action in shown) else b
-                   for b in bindings]
-            if new != bindings:
-                self._bindings.key_to_bindings[key] = new
-                changed = True
-        if changed:
-            self.refresh_bindings()
+        offer_keys(self, self.CONTEXTUAL_KEYS, shown.__contains__)
 
     def action_next_failed(self) -> None:
         self._jump(("failed", "error"), "No step has failed.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -13,6 +12,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from console.textsafe import terminal_safe
+from console.ui.footer_keys import offer_keys
 from console.ui.widgets.log_lines import (
     attempt_log,
     highlighted,
@@ -275,16 +275,7 @@ class LogTail(Widget, can_focus=True):
         """Under 80 columns the footer keeps its room for the step's keys, help and quit:
         `f` and `ctrl+s` leave it (they still answer, and the help screen lists them)."""
         narrow = self.app.size.width < NARROW_FOOTER
-        changed = False
-        for key, bindings in self._bindings.key_to_bindings.items():
-            new = [dataclasses.replace(b, show=not narrow)
-                   if b.action in FOOTER_WHEN_WIDE and b.show == narrow else b
-                   for b in bindings]
-            if new != bindings:
-                self._bindings.key_to_bindings[key] = new
-                changed = True
-        if changed:
-            self.refresh_bindings()
+        offer_keys(self, FOOTER_WHEN_WIDE, lambda _action: not narrow)
 
     def watch_has_focus(self, has_focus: bool) -> None:
         super().watch_has_focus(has_focus)
