@@ -45,9 +45,9 @@ from console.events import (
     UnknownEventError,
     WaveStarted,
     event_from_json,
-    parse_ts,
 )
 from console.textsafe import terminal_safe
+from console.timestamps import parse_ts
 
 STATUS_WORDS = {
     "pending": "pending",

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from console.errors import AuditError, UsageError
-from console.events import utc_now
+from console.timestamps import utc_now
 
 GENESIS = "0" * 64
 HASH_LENGTH = 64

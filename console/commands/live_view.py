@@ -30,11 +30,11 @@ from console.events import (
     StepCancelled,
     StepDenied,
     StepFinished,
-    parse_ts,
 )
 from console.present import STATUS_WORDS, printed_line, step_time
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
+from console.timestamps import parse_ts
 
 STATUS_STYLES = {
     "succeeded": "green",

@@ -16,8 +16,9 @@ import sys
 from functools import lru_cache
 from typing import IO
 
-from console.events import Event, parse_ts
+from console.events import Event
 from console.present import printed_line
+from console.timestamps import parse_ts
 
 
 @lru_cache(maxsize=4)

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from console.events import ApprovalRefused, utc_now
+from console.events import ApprovalRefused
+from console.timestamps import utc_now
 
 REFUSAL_INTERVAL_S = 1.0
 

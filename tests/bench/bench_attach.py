@@ -34,8 +34,8 @@ from _common import (
     runs_from_argv,
 )
 
-from console.events import parse_ts
 from console.host.attached import AttachedRun
+from console.timestamps import parse_ts
 
 STEPS = 1000
 CONCURRENCY = 8

@@ -17,8 +17,8 @@ from console.events import (
     StepFinished,
     StepSkipped,
     StepStarted,
-    parse_ts,
 )
+from console.timestamps import parse_ts
 
 from .conftest import PY, Runner, start_until
 

@@ -18,10 +18,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from console.events import parse_ts
 from console.present import cells, duration, fit
 from console.run.state import RunState, StepState
 from console.textsafe import terminal_safe
+from console.timestamps import parse_ts
 from console.ui.widgets.node_status import describe
 from console.ui.widgets.notices import Notices
 

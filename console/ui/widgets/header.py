@@ -55,8 +55,8 @@ class RunHeader(Static):
     def show(self, workflow: str, state: RunState, now: datetime, total_steps: int) -> None:
         """Workflow, run state, progress, what waits (a gate's deadline, failures), run id
         and user@host: on a narrow terminal the last ones give way first."""
-        from console.events import parse_ts
         from console.present import duration
+        from console.timestamps import parse_ts
         from console.ui.widgets.node_status import time_left
 
         done, total = state.progress

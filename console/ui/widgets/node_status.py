@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from console.events import parse_ts
 from console.present import countdown, duration, step_time
 from console.run.state import StepState
 from console.textsafe import terminal_safe
+from console.timestamps import parse_ts
 
 if TYPE_CHECKING:
     from console.workflow.spec import Step
