@@ -1,13 +1,15 @@
-"""Scheduler overhead: `console run --no-tui` against two Python floors and `make -j2`.
+"""Scheduler overhead: `console run --no-tui` against three Python floors and `make -j2`.
 
 Three shapes (wide 1000, layered 10x100 with two needs each, chain 200), concurrency 2,
 every step `true`. The floors: `pidfd_floor.py` (posix_spawn, pidfds, a selector, no event
-loop: the least a Python runner can do; the issue-15 targets are against it) and
-`floor.py` (the bare asyncio runner). Each repetition runs the four runners back to back on
-the same shape (interleaved, so load from elsewhere hits them alike); figures are medians
-of the wall times, each ratio is the median of the per-repetition ratios. The console runs as a real
-subprocess with audit writes and step logs, its state in a temp dir. Peak RSS is wait4's
-ru_maxrss for the console process on the wide shape.
+loop: the least a Python runner can do; the issue-15 targets are against it),
+`loop_pidfd_floor.py` (the same on an asyncio loop's add_reader: the least a runner on
+asyncio can do) and `floor.py` (the bare asyncio runner with create_subprocess_exec). Each
+repetition runs the five runners back to back on the same shape (interleaved, so load
+from elsewhere hits them alike); figures are medians of the wall times, each ratio is the
+median of the per-repetition ratios. The console runs as a real subprocess with audit
+writes and step logs, its state in a temp dir. Peak RSS is wait4's ru_maxrss for the
+console process on the wide shape.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def run(runs: int = 5) -> list[Figure]:
             make_s: list[float] = []
             ratios: list[float] = []
             pidfd_ratios: list[float] = []
+            loop_s: list[float] = []
+            loop_ratios: list[float] = []
             rss: list[float] = []
             for _ in range(runs):
                 with isolated_state() as env:
@@ -64,6 +68,13 @@ def run(runs: int = 5) -> list[Figure]:
                                      str(CONCURRENCY)])
                 if pidfd.returncode != 0:
                     raise SystemExit(f"pidfd_floor.py {toml_path} exited {pidfd.returncode}")
+                looped = timed_child([PYTHON, str(BENCH_DIR / "loop_pidfd_floor.py"),
+                                      str(toml_path), str(CONCURRENCY)])
+                if looped.returncode != 0:
+                    raise SystemExit(f"loop_pidfd_floor.py {toml_path} exited "
+                                     f"{looped.returncode}")
+                loop_s.append(looped.wall_s)
+                loop_ratios.append(looped.wall_s / pidfd.wall_s)
                 console_s.append(got.wall_s)
                 floor_s.append(floor.wall_s)
                 pidfd_s.append(pidfd.wall_s)
@@ -77,6 +88,7 @@ def run(runs: int = 5) -> list[Figure]:
             figures.append(reported(f"{name}: console run --no-tui", median(console_s), "s",
                                     f"{steps} steps"))
             figures.append(reported(f"{name}: pidfd floor", median(pidfd_s), "s"))
+            figures.append(reported(f"{name}: pidfd floor on asyncio", median(loop_s), "s"))
             figures.append(reported(f"{name}: asyncio floor", median(floor_s), "s"))
             if make_s:
                 figures.append(reported(f"{name}: make -j{CONCURRENCY}", median(make_s), "s"))
@@ -84,6 +96,9 @@ def run(runs: int = 5) -> list[Figure]:
                                         median(console_s) / median(make_s), "x"))
             figures.append(at_most(f"{name}: console / pidfd floor", median(pidfd_ratios), "x",
                                    MAX_PIDFD_RATIO[name]))
+            figures.append(reported(f"{name}: pidfd floor on asyncio / pidfd floor",
+                                    median(loop_ratios), "x",
+                                    "the least an asyncio runner pays"))
             figures.append(reported(f"{name}: console / asyncio floor", median(ratios), "x"))
             if steps >= 1000:
                 figures.append(at_most(f"{name}: console peak RSS", max(rss), "MiB",
