@@ -10,6 +10,7 @@ text: every line returned is made `terminal_safe`.
 from __future__ import annotations
 
 import json
+import shlex
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
@@ -249,7 +250,12 @@ def _lines(event: Event) -> tuple[str, ...]:
 
 
 def _command(command: tuple[str, ...] | str) -> str:
-    return " ".join(command) if isinstance(command, tuple) else " ".join(command.split())
+    """A step's command on one line, as it runs: an argv quoted as a shell would need it
+    (`sh -c 'echo "$1"' x`, not `sh -c echo "$1" x`), a script's line breaks shown as ↵."""
+    if isinstance(command, tuple):
+        return shlex.join(command)
+    lines = (" ".join(line.split()) for line in command.strip().splitlines())
+    return " ↵ ".join(line for line in lines if line)
 
 
 def _finished(event: StepFinished) -> str:

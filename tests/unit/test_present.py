@@ -13,6 +13,7 @@ from console.events import (
     Actor,
     GateOpened,
     StepFinished,
+    StepStarted,
     event_from_json,
 )
 from console.present import (
@@ -136,3 +137,22 @@ def test_a_steps_time_is_what_it_took_or_how_long_it_has_run() -> None:
     assert step_time(None, started, True, now) == "1m05s"
     assert step_time(None, started, False, now) == ""
     assert step_time(None, "not a time", True, now) == ""
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    (("make", "build", "VERSION=1.4.2"), "make build VERSION=1.4.2"),
+    # The argument boundaries survive: copied into a shell, it runs the same command.
+    (("sh", "-c", 'echo "deploying $1"', "deploy", "a b"),
+     """sh -c 'echo "deploying $1"' deploy 'a b'"""),
+    (("printf", ""), "printf ''"),
+    # A script's lines stay apart: two commands never read as one.
+    ('echo "plan"\necho "count=3" >> "$CONSOLE_OUTPUT"\n',
+     'echo "plan" ↵ echo "count=3" >> "$CONSOLE_OUTPUT"'),
+    ("  make   test  ", "make test"),
+])
+def test_a_started_step_shows_its_command_as_it_runs(
+    command: tuple[str, ...] | str, shown: str
+) -> None:
+    started = StepStarted(run=RUN, ts="2026-03-15T10:15:00.000Z", step="build", attempt=1,
+                          max_attempts=1, command=command, log_path="/l", pid=42)
+    assert event_lines(started) == (f"build: started, attempt 1/1, pid 42: {shown}",)
