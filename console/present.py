@@ -201,9 +201,11 @@ def _lines(event: Event) -> tuple[str, ...]:
         case StepSkipped():
             return (f"skipped: {event.reason}",)
         case StepStarted():
-            where = f"{event.host} pid {event.pid}" if event.host else f"pid {event.pid}"
-            return (f"started, attempt {event.attempt}/{event.max_attempts}, {where}: "
-                    f"{_command(event.command)}",)
+            # pid 0: the process never started (a host that could not be reached).
+            where = [event.host or "", f"pid {event.pid}" if event.pid else ""]
+            at = " ".join(w for w in where if w)
+            return (f"started, attempt {event.attempt}/{event.max_attempts}"
+                    f"{', ' + at if at else ''}: {_command(event.command)}",)
         case WaveStarted():
             return (f"wave {event.wave}/{event.waves}: {', '.join(event.hosts)}",)
         case GroupFinished():
@@ -259,13 +261,14 @@ def _command(command: tuple[str, ...] | str) -> str:
 
 
 def _finished(event: StepFinished) -> str:
+    took = f"after {duration(event.duration_s)}"
     if event.error:
-        what = f"{event.outcome}: {event.error}"
+        # The error ends in its fix ("… — check `identity`"): the duration goes before it.
+        line = f"{event.outcome} {took}: {event.error}; log {event.log_path}"
     elif event.outcome == "failed" and event.exit_code not in (None, 0):
-        what = f"failed (exit {event.exit_code})"
+        line = f"failed (exit {event.exit_code}) {took}, log {event.log_path}"
     else:
-        what = str(event.outcome)
-    line = f"{what} after {duration(event.duration_s)}, log {event.log_path}"
+        line = f"{event.outcome} {took}, log {event.log_path}"
     if event.retry_in_s is not None:
         line += f" — retrying in {event.retry_in_s:g}s"
     return line

@@ -156,3 +156,20 @@ def test_a_started_step_shows_its_command_as_it_runs(
     started = StepStarted(run=RUN, ts="2026-03-15T10:15:00.000Z", step="build", attempt=1,
                           max_attempts=1, command=command, log_path="/l", pid=42)
     assert event_lines(started) == (f"build: started, attempt 1/1, pid 42: {shown}",)
+
+
+def test_a_step_that_failed_on_its_way_in_reads_in_order() -> None:
+    """A host that could not be reached: no pid to show, and the fix ends the line."""
+    started = StepStarted(run=RUN, ts="2026-03-15T10:15:00.000Z", step="deploy[web-01]",
+                          attempt=1, max_attempts=2, command="deploy", log_path="/l", pid=0)
+    assert event_lines(started) == ("deploy[web-01]: started, attempt 1/2: deploy",)
+    remote = StepStarted(run=RUN, ts="2026-03-15T10:15:00.000Z", step="deploy[web-01]",
+                         attempt=1, max_attempts=2, command="deploy", log_path="/l", pid=7,
+                         host="web-01")
+    assert event_lines(remote) == ("deploy[web-01]: started, attempt 1/2, web-01 pid 7: deploy",)
+    failed = _finished(step="deploy[web-01]", outcome="error", exit_code=None, duration_s=0.0,
+                       error="web-01 (127.0.0.2:2222): cannot use the key /k — check "
+                             "`identity` in the inventory", retry_in_s=1.0)
+    assert event_lines(failed) == (
+        "deploy[web-01]: error after 0.0s: web-01 (127.0.0.2:2222): cannot use the key /k — "
+        "check `identity` in the inventory; log /l/build.1.log — retrying in 1s",)
