@@ -4,21 +4,24 @@ their status, and picking one shows that host's log in the detail."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.pilot import Pilot
 
-from console.events import RunStarted, StepFinished, StepStarted, WaveStarted
+from console.events import GateOpened, RunStarted, StepFinished, StepStarted, WaveStarted
 from console.ui.app import ConsoleApp
 from console.ui.screens.instances import InstancePicker
+from console.ui.widgets.node_status import describe
 from console.workflow.loaded import LoadedWorkflow
 from console.workflow.loader import load_workflow
 from tests.ui.conftest import RUN, snapshot_app, ts, wait_for, write_workflow
 
 SnapCompare = Callable[..., bool]
 HOSTS = ("web-01", "web-02", "web-03", "web-04")
+NOW = datetime(2026, 3, 15, 10, 20, tzinfo=UTC)
 
 FLEET = """
 [workflow]
@@ -127,3 +130,31 @@ async def test_picking_a_host_shows_its_log(tmp_path: Path) -> None:
         tail = app.run_screen.detail.log_tail
         assert tail.path == tmp_path / "deploy[web-03].1.log"
         assert Text.from_markup(str(tail.border_title)).plain == "▶ log: deploy[web-03]"
+
+
+async def test_a_gate_between_waves_names_the_wave_it_holds_back(tmp_path: Path) -> None:
+    """Passing one wave's gate and meeting the next must not look like nothing happened."""
+    def gate(at: float) -> GateOpened:
+        return GateOpened(run=RUN, step="deploy", ts=ts(at), approvals_required=1,
+                          approvers=(), reason_required=False, deadline=None,
+                          approve_command=f"console approve {RUN} deploy")
+
+    app = snapshot_app(_fleet(tmp_path), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.app.workers.wait_for_complete()
+        screen = app.run_screen
+        before_any_wave = _events(tmp_path, finished=False)[:3]
+        screen.apply_events([*before_any_wave, gate(5)])
+        await pilot.pause()
+        step = screen.state.steps["deploy"]
+        assert describe(step, NOW).word == "awaiting approval 0/1"
+        assert any(n.line().startswith("! Approval needed: deploy is waiting")
+                   for n in app.notices)
+        first_wave = _events(tmp_path, finished=False)[3:6]  # web-01 started and finished
+        screen.apply_events([*first_wave, gate(16)])
+        await pilot.pause()
+        look = describe(step, NOW)
+        assert (look.word, look.short) == ("awaiting approval 0/1 for wave 2/2",
+                                           "awaiting 0/1, wave 2/2")
+        assert any(n.line().startswith("! Approval needed: deploy, wave 2 of 2, is waiting")
+                   for n in app.notices)

@@ -352,8 +352,12 @@ class WorkflowScreen(Screen[None]):
             hint = "a soft policy denies it: press o to override (reason required)"
         else:
             hint = f"needs {step.approvals_required} approval(s): press a to approve, x to deny"
+        from console.ui.widgets.node_status import held_wave
+
+        held = held_wave(step)
+        what = f"{sid}, wave {held[0]} of {held[1]}," if held is not None else sid
         self._gate_notices.add(sid)
-        self.notify(f"{sid} is waiting — {hint}", title="Approval needed",
+        self.notify(f"{what} is waiting — {hint}", title="Approval needed",
                     severity="warning", key=f"gate:{sid}")
         self.ring()
 

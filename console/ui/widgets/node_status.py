@@ -73,6 +73,10 @@ def describe(step: StepState, now: datetime) -> StatusLook:
     elif status == "awaiting_approval":
         given = f"{len(step.approvals)}/{step.approvals_required}"
         word, short = f"awaiting approval {given}", f"awaiting {given}"
+        held = held_wave(step)
+        if held is not None:  # said, so that a passed gate and the next one never look alike
+            word += f" for wave {held[0]}/{held[1]}"
+            short += f", wave {held[0]}/{held[1]}"
         return StatusLook(icon, word, tone, short, time_left(step.gate_deadline, now))
     elif status == "running":
         took = step_time(None, step.started_ts, True, now)
@@ -112,6 +116,15 @@ def describe(step: StepState, now: datetime) -> StatusLook:
 
 _COUNTED = (("✓", ("succeeded", "reused")), ("▶", ("running", "retrying")),
             ("○", ("pending", "ready", "awaiting_approval")), ("✗", ("failed", "error")))
+
+
+def held_wave(step: StepState) -> tuple[int, int] | None:
+    """The wave a step on many hosts waits at its gate to start (number, of all): the one
+    after the last started. None before its first wave, or for a step on one host."""
+    if step.wave is None or step.instance_counts is None:
+        return None
+    started, total = step.wave
+    return (started + 1, total) if started < total else None
 
 
 def instance_summary(counts: dict[str, int]) -> str:
