@@ -449,14 +449,20 @@ def _open_card(width: int, rows: int, sid: str, look: StatusLook, gate: str, lin
                 (rest.ljust(width - 3 - len(name)), tone)]
     if line == 0:
         return [(f" {look.icon} ", tone), (fit(sid, width - 3, pad=True), name_style)]
-    if look.left is not None:  # a waiting gate: how long it still waits comes first
-        count = look.word.rsplit(" ", 1)[-1]
-        options = [f"   awaiting approval {count}, denied in {look.left}",
-                   f"   awaiting {count}, denied in {look.left}",
-                   f"  awaiting {count} · {look.left} left",
-                   f"  {count}, denied in {look.left}",
-                   f"  {count} · {look.left} left",
-                   f"  {look.left} left"]
+    if look.left is not None or look.wave:  # a waiting gate: how long, and for what
+        count, left, wave = look.given, look.left, look.wave
+        options = [f"   {look.word}, denied in {left}" if left else f"   {look.word}"]
+        if wave:
+            options += [f"   wave {wave}, awaiting {count}" + (f", {left} left" if left else "")]
+        if left:
+            options += [f"   awaiting approval {count}, denied in {left}",
+                        f"   awaiting {count}, denied in {left}",
+                        f"  awaiting {count} · {left} left",
+                        f"  {count}, denied in {left}",
+                        f"  {count} · {left} left",
+                        f"  {left} left"]
+        else:
+            options += [f"   awaiting {count}"]
         said = next((o for o in options if len(o) <= width), options[-1])
         return [(fit(said, width, pad=True), gate_style)]
     word = fit(f"   {look.word}", width)

@@ -28,6 +28,8 @@ class StatusLook:
     tone: str  # a component class suffix: pending, waiting, running, ok, bad, gate, muted
     short: str = ""  # the word for a one-row card: "12.1s", "exit 2", "awaiting 1/2"
     left: str | None = None  # a waiting gate's time left before it is denied: "29m"
+    given: str = ""  # a waiting gate's approvals, given of required: "1/2"
+    wave: str = ""  # the wave a step on many hosts waits at its gate to start: "2/3"
 
 
 _TONES = {
@@ -74,10 +76,11 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         given = f"{len(step.approvals)}/{step.approvals_required}"
         word, short = f"awaiting approval {given}", f"awaiting {given}"
         held = held_wave(step)
-        if held is not None:  # said, so that a passed gate and the next one never look alike
-            word += f" for wave {held[0]}/{held[1]}"
-            short += f", wave {held[0]}/{held[1]}"
-        return StatusLook(icon, word, tone, short, time_left(step.gate_deadline, now))
+        wave = f"{held[0]}/{held[1]}" if held is not None else ""
+        if wave:  # said, so that a passed gate and the next one never look alike
+            word, short = f"{word} for wave {wave}", f"{short}, wave {wave}"
+        return StatusLook(icon, word, tone, short, time_left(step.gate_deadline, now),
+                          given, wave)
     elif status == "running":
         took = step_time(None, step.started_ts, True, now)
         word = "running" + (f" {took}" if took else "") + attempts
