@@ -158,3 +158,6 @@ async def test_a_gate_between_waves_names_the_wave_it_holds_back(tmp_path: Path)
                                            "awaiting 0/1, wave 2/2")
         assert any(n.line().startswith("! Approval needed: deploy, wave 2 of 2, is waiting")
                    for n in app.notices)
+        dag = screen.dag
+        drawn = [dag.render_line(y).text for y in range(dag.size.height)]
+        assert any("wave 2/2, awaiting 0/1" in line or look.word in line for line in drawn)
