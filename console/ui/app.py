@@ -23,6 +23,7 @@ from textual.theme import Theme
 from console.config import Config, ConfigError, save_theme
 from console.run.lifeline import EXIT_INTERRUPTED, Lifeline, LiveRun, catch_stop_signals
 from console.ui.color_filter import WithoutColor
+from console.ui.dialog import Dialog
 from console.ui.driver import ConsoleDriver
 from console.ui.run_factories import (
     SettingsFor,
@@ -84,6 +85,10 @@ def _bindings(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
     ]
 
 
+# The app's own bindings' actions (BINDINGS below).
+_APP_KEYS = frozenset({"next_theme", "help", "ask_quit"})
+
+
 class ConsoleApp(App[int]):
     CSS_PATH = "console.tcss"
     TITLE = "console"
@@ -91,7 +96,8 @@ class ConsoleApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "next_theme", "Theme", show=False, tooltip="Switch to the next theme"),
         Binding("question_mark", "help", "Help", tooltip="Every key, in one place"),
-        Binding("q", "quit", "Quit", tooltip="Quit (asks first while a run is live)"),
+        # Its own action, not Textual's "quit", so that ctrl+q ("quit") still works in dialogs.
+        Binding("q", "ask_quit", "Quit", tooltip="Quit (asks first while a run is live)"),
     ]
 
     def __init__(self, options: RunOptions, *, themes: list[Theme], theme: str,
@@ -273,8 +279,18 @@ class ConsoleApp(App[int]):
 
     # --- actions -----------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The app's own keys are not offered while a dialog is open (console/ui/dialog.py):
+        the keys that work there are the dialog's."""
+        if action in _APP_KEYS and isinstance(self.screen, Dialog):
+            return False
+        return super().check_action(action, parameters)
+
     async def action_quit(self) -> None:
         self.run_screen.request_quit()
+
+    async def action_ask_quit(self) -> None:
+        await self.action_quit()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -35,6 +35,7 @@ def test_db_migration_params_read_without_colour(tmp_path: Path) -> None:
         screen.send("Space")
         screen.wait_for("on (true)")
         screen.send("Escape")
+        screen.wait_for("Params for payments-db-migration", gone=True)
         screen.wait_for("s Start")
         screen.send("q")
         assert screen.exit_code() == "0"

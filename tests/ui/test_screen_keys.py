@@ -182,3 +182,39 @@ def test_console_finds_the_workflow_here_or_the_only_one_in_workflows(tmp_path: 
         find_workflow(tmp_path)
     here = write_workflow(tmp_path, GATED)
     assert find_workflow(tmp_path) == here
+
+
+async def test_a_dialogs_footer_offers_the_dialogs_keys_not_the_run_screens(
+        tmp_path: Path) -> None:
+    """Under the approval dialog the footer read `a Approve x Deny … q Quit`, while `x` and
+    `q` went into the reason field: now the footer is the dialog's, and ctrl+q still asks."""
+    from console.ui.screens.approval import ApprovalScreen
+    from console.ui.screens.confirm import ConfirmScreen
+    from tests.ui.conftest import awaiting_story
+
+    def offered() -> set[str]:
+        return {str(key.description) for key in app.screen.query("FooterKey").results()
+                if hasattr(key, "description")}
+
+    app = snapshot_app(load_workflow(write_workflow(tmp_path)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.run_screen.apply_events(awaiting_story().events)
+        await pilot.pause()
+        assert {"Approve", "Deny", "Quit"} <= offered()
+        step = app.run_screen.state.steps["migrate"]
+        app.push_screen(ApprovalScreen(step, "approve", reason_required=True, blink=False))
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.pause()
+        assert offered() == {"Cancel"}
+        await pilot.press("x", "q")
+        assert app.screen.query_one("#reason", Input).value == "xq"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.run_screen)
+        await pilot.pause()
+        assert {"Approve", "Deny", "Quit"} <= offered()
+        app.push_screen(ConfirmScreen("Sure?", [("yes", "Yes"), ("no", "No")]))
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.pause()
+        assert offered() == {"Back"}
+        await pilot.press("ctrl+q")  # no run is live here: it quits at once
+        await wait_for(pilot, lambda: app.return_code is not None)

@@ -13,11 +13,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from console.run.state import StepState
 from console.textsafe import terminal_safe
+from console.ui.dialog import Dialog
 
 GateAction = Literal["approve", "deny", "override"]
 
@@ -64,7 +64,7 @@ def gate_summary(step: StepState) -> Text:
     return text
 
 
-class ApprovalScreen(ModalScreen[GateAnswer | None]):
+class ApprovalScreen(Dialog[GateAnswer | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
     ]

@@ -14,14 +14,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 from textual.widgets.button import ButtonVariant
 
 from console.textsafe import terminal_safe
+from console.ui.dialog import Dialog
 
 
-class ConfirmScreen(ModalScreen[str | None]):
+class ConfirmScreen(Dialog[str | None]):
     """Dismisses with the chosen choice's key, or None on escape.
 
     `enter` picks the focused button; the first choice has the focus. The dialog is never

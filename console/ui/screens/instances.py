@@ -12,16 +12,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from console.run.state import StepState
 from console.textsafe import terminal_safe
+from console.ui.dialog import Dialog
 from console.ui.widgets.node_status import instance_row
 
 
-class InstancePicker(ModalScreen[str | None]):
+class InstancePicker(Dialog[str | None]):
     """Dismisses with the chosen instance's key, or None on escape."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -13,13 +13,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from console.textsafe import terminal_safe
+from console.ui.dialog import Dialog
 
 
-class LogPrompt(ModalScreen[str | None]):
+class LogPrompt(Dialog[str | None]):
     """Dismisses with the text typed (enter), or None (escape)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

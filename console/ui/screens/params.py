@@ -17,11 +17,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from console.errors import ParamError
 from console.textsafe import terminal_safe
+from console.ui.dialog import Dialog
 from console.workflow.params import resolve_params
 from console.workflow.spec import Param, Workflow, coerce_param_value
 
@@ -72,7 +72,7 @@ def switch_words(value: bool) -> str:
     return "on (true)" if value else "off (false)"
 
 
-class ParamsScreen(ModalScreen[ParamValues | None]):
+class ParamsScreen(Dialog[ParamValues | None]):
     """Dismisses with every param resolved (given ones included), or None on escape."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

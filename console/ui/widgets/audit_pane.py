@@ -23,7 +23,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
@@ -31,6 +30,7 @@ from console.audit.follow import follow
 from console.audit.log import VerifyReport, verify_chain
 from console.present import fit
 from console.textsafe import terminal_safe, terminal_safe_json
+from console.ui.dialog import Dialog
 from console.ui.widgets.audit_records import ChainTracker, cells, last_records
 
 MAX_ROWS = 2000
@@ -279,7 +279,7 @@ class AuditPane(Vertical):
         self.border_subtitle = Text(terminal_safe(f"{rows} · {scope}"))
 
 
-class AuditEventScreen(ModalScreen[None]):
+class AuditEventScreen(Dialog[None]):
     """One audit record in full, as pretty JSON; any of escape, enter or q closes it."""
 
     DEFAULT_CSS = """
