@@ -7,7 +7,9 @@ Tests that run processes as other Unix users use `accounts`, `shared_python` and
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +20,18 @@ from .sshd import Fleet, sshd_available, start_fleet
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
+
+
+def own_workflows(tmp_path: Path) -> Path:
+    """A copy of workflows/ whose locks are this test's own: a run never waits for the lock
+    of someone else's run of the same example on this host."""
+    copy = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, copy)
+    for path in copy.glob("*.toml"):
+        text = path.read_text()
+        path.write_text(re.sub(r'^lock = "([^"]+)"', rf'lock = "\1-{uuid.uuid4().hex[:8]}"',
+                               text, flags=re.M))
+    return copy
 
 
 @pytest.fixture(autouse=True)

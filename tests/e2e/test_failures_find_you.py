@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import own_workflows
 from tests.e2e.tmux_console import (
     Screen,
     bell_rung,
     console_in_tmux,
-    own_workflows,
     reverse_video,
 )
 from tests.engine.cli_runs import wait_for

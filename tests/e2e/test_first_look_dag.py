@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import own_workflows
 from tests.e2e.tmux_console import (
     Screen,
     console_in_tmux,
-    own_workflows,
     reverse_video,
 )
 

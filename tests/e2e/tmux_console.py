@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -138,18 +137,6 @@ def bell_rung(screen: Screen) -> bool:
                           screen.server, "#{window_bell_flag}"],
                          capture_output=True, text=True, check=False)
     return out.stdout.strip() == "1"
-
-
-def own_workflows(tmp_path: Path) -> Path:
-    """A copy of workflows/ whose locks are this test's own: a run never waits for the lock
-    of someone else's run of the same example on this host."""
-    copy = tmp_path / "workflows"
-    shutil.copytree(REPO / "workflows", copy)
-    for path in copy.glob("*.toml"):
-        text = path.read_text()
-        path.write_text(re.sub(r'^lock = "([^"]+)"', rf'lock = "\1-{uuid.uuid4().hex[:8]}"',
-                               text, flags=re.M))
-    return copy
 
 
 def stop_runs(tmp_path: Path) -> None:

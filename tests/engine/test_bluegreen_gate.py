@@ -19,10 +19,10 @@ from console.events import ApprovalGiven, ApprovalRefused, GateOpened, Recording
 from console.host.run_host import RunHost
 from console.workflow.loader import load_workflow
 
+from ..conftest import own_workflows
 from ..multiuser import Account, Accounts, SharedPython, needs_other_users, run_as
 from .conftest import settings_in
 
-REPO = Path(__file__).resolve().parents[2]
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 pytestmark = needs_other_users
@@ -55,7 +55,7 @@ def _approve_as(
 def test_two_person_gate_refuses_the_initiator_and_accepts_two_others(
     tmp_path: Path, approvers: tuple[str, str], shared_python: SharedPython, shared_dir: Path
 ) -> None:
-    loaded = load_workflow(REPO / "workflows" / "bluegreen.toml")
+    loaded = load_workflow(own_workflows(tmp_path) / "bluegreen.toml")
     sink = RecordingSink()
     runtime = shared_dir  # other users reach its socket; pytest's tmp_path is private
     engine = RunHost(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import own_workflows
 
 
 def _gates_opened(audit: Path) -> list[dict[str, object]]:
@@ -42,7 +42,7 @@ def test_example_runs_headless_with_its_gates_approved(
             "-m",
             "console",
             "run",
-            str(REPO / "workflows" / name),
+            str(own_workflows(tmp_path) / name),
             "--no-tui",
             *params,
         ],

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import own_workflows
 from .cli_runs import (
-    REPO,
     console_env,
     console_process,
     processes_with,
@@ -45,7 +45,7 @@ def test_cancelling_bluegreen_at_its_gate_is_a_cancel_and_cleanup_runs(tmp_path:
     env = console_env(tmp_path, TMPDIR=str(tmp_path))
     audit = tmp_path / "audit.jsonl"
     run = console_process(
-        "run", str(REPO / "workflows" / "bluegreen.toml"), "-p", "version=1.4.2", "--no-tui",
+        "run", str(own_workflows(tmp_path) / "bluegreen.toml"), "-p", "version=1.4.2", "--no-tui",
         "--audit", str(audit), "--grace", str(GRACE_S), env=env,
     )
     try:
