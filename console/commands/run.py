@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import errno
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,10 +64,11 @@ def main(args: argparse.Namespace) -> int:
             args.file, given, lambda loaded: settings_for(args, loaded, "tui"), theme=args.theme
         )
         return code
-    from console.workflow.params import resolve_params
     from console.workflow.plan_cache import load_for_run
 
-    loaded = load_for_run(args.file)
+    loaded = load_for_run(args.file, meanwhile=_import_run_path)
+    from console.workflow.params import resolve_params
+
     if not args.no_tui:
         print("console: no terminal for the UI; running headless (--no-tui)", file=sys.stderr)
     params = resolve_params(loaded.model, given)
@@ -76,11 +77,12 @@ def main(args: argparse.Namespace) -> int:
 
 def detach(args: argparse.Namespace, given: dict[str, str]) -> int:
     """Validate, start the run in a host process of its own, say how to attach, exit 0."""
-    from console.commands.host import fork_host
-    from console.workflow.params import resolve_params
     from console.workflow.plan_cache import load_for_run
 
-    loaded = load_for_run(args.file)
+    loaded = load_for_run(args.file, meanwhile=lambda: import_module("console.commands.host"))
+    from console.commands.host import fork_host
+    from console.workflow.params import resolve_params
+
     params = resolve_params(loaded.model, given)
     started = fork_host(loaded, params, settings_for(args, loaded, "host"))
     print(f"run {started.run_id} started in the background (pid {started.pid})")
@@ -88,6 +90,15 @@ def detach(args: argparse.Namespace, given: dict[str, str]) -> int:
     print(f"  its status:              console status {started.run_id}")
     print(f"  the host's log:          {terminal_safe(str(started.log_path))}")
     return 0
+
+
+def _import_run_path() -> None:
+    """What `run_headless` imports, done while new bytes are validated aside
+    (console/workflow/validate_aside.py)."""
+    for module in ("console.workflow.params", "console.config", "console.host.run_host",
+                   "console.commands.live_view" if sys.stdout.isatty()
+                   else "console.commands.printer"):
+        import_module(module)
 
 
 def run_headless(
@@ -165,4 +176,6 @@ def _silence_terminal() -> None:
 
 
 def _run(host: RunHost) -> RunOutcome:
+    import asyncio  # imported with the run path, while new bytes are validated aside
+
     return asyncio.run(host.run_in_foreground())

@@ -30,12 +30,16 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console import __version__
 from console.paths import make_private_dirs, state_home
-from console.workflow.loaded import LoadedWorkflow, Validated, assemble
+
+if TYPE_CHECKING:  # imported once the plan is found, or while validation runs aside
+    from console.workflow.loaded import LoadedWorkflow, Validated
 
 FORMAT = 1
 MAX_PLAN_BYTES = 64 * 1024 * 1024
@@ -44,12 +48,32 @@ KEEP_PLANS = 64
 _VALIDATORS = ("console.workflow.", "pydantic", "pydantic_core", "tomli", "cel.cel")
 
 
-def load_for_run(path: str | Path) -> LoadedWorkflow:
+def load_for_run(path: str | Path, meanwhile: Callable[[], object] | None = None,
+                 ) -> LoadedWorkflow:
     """The workflow at `path`, for a run: from its kept plan if that still holds, else
-    validated (raises WorkflowError as console/workflow/loader.py does) and kept."""
-    kept = kept_plan(path)
+    validated (raises WorkflowError as console/workflow/loader.py does) and kept.
+
+    `meanwhile`: what the caller does next that needs no workflow (its imports). Given, and
+    this process single-threaded, new bytes are validated in a child process while this
+    one calls it (console/workflow/validate_aside.py); else it is not called."""
+    absolute = Path(os.path.abspath(path))
+    raw = _read(absolute)
+    digest = None if raw is None else hashlib.sha256(raw).hexdigest()
+    kept = None if digest is None else _kept(absolute, digest)
     if kept is not None:
         return kept
+    if meanwhile is not None and digest is not None:
+        from console.workflow.validate_aside import validate_aside
+
+        def imports() -> None:
+            import_module("console.workflow.loaded")
+            meanwhile()
+
+        body = validate_aside(path, imports)  # raises WorkflowError as validation would
+        loaded = None if body is None else from_body(body, absolute, digest)
+        if loaded is not None:
+            return loaded
+    from console.workflow.loaded import assemble
     from console.workflow.loader import validate_workflow
 
     validated = validate_workflow(path)
@@ -57,10 +81,10 @@ def load_for_run(path: str | Path) -> LoadedWorkflow:
     return assemble(validated)
 
 
-def keep(validated: Validated) -> None:
-    """Keep `validated` for later runs; a state dir that cannot take it is left alone."""
-    directory = plans_dir()
-    body = json.dumps({
+def plan_body(validated: Validated) -> bytes:
+    """What a kept plan holds (after its checksum line): `validated`, and what it was
+    validated with."""
+    return json.dumps({
         "format": FORMAT, "stamp": _stamp(), "validators": _validator_files(),
         "path": str(validated.path), "file_hashes": dict(validated.file_hashes),
         "workflow": validated.workflow,
@@ -68,6 +92,14 @@ def keep(validated: Validated) -> None:
         "inventory": (None if validated.inventory is None
                       else [str(validated.inventory[0]), validated.inventory[1]]),
     }, separators=(",", ":")).encode()
+
+
+def keep(validated: Validated, body: bytes | None = None) -> None:
+    """Keep `validated` (whose `plan_body` is `body`, when already made) for later runs; a
+    state dir that cannot take it is left alone."""
+    directory = plans_dir()
+    if body is None:
+        body = plan_body(validated)
     digest = validated.file_hashes[str(validated.path)]
     name = _plan_name(validated.path, digest)
     temporary = directory / f".{name}.{os.getpid()}.tmp"
@@ -96,9 +128,11 @@ def kept_plan(path: str | Path) -> LoadedWorkflow | None:
     is validated here)."""
     path = Path(os.path.abspath(path))
     raw = _read(path)
-    if raw is None:
-        return None
-    digest = hashlib.sha256(raw).hexdigest()
+    return None if raw is None else _kept(path, hashlib.sha256(raw).hexdigest())
+
+
+def _kept(path: Path, digest: str) -> LoadedWorkflow | None:
+    """The plan kept for `path` (absolute) with bytes of SHA-256 `digest`, if it holds."""
     directory = plans_dir()
     if not _private_dir(directory):
         return None
@@ -108,6 +142,15 @@ def kept_plan(path: str | Path) -> LoadedWorkflow | None:
     check, _, body = entry.partition(b"\n")
     if hashlib.sha256(body).hexdigest().encode() != check:
         return None
+    return from_body(body, path, digest)
+
+
+def from_body(body: bytes, path: Path, digest: str) -> LoadedWorkflow | None:
+    """The workflow a plan's `body` describes, if the plan holds for `path` (absolute) whose
+    bytes now have SHA-256 `digest`, and for the files, code and time zones as they are
+    now; else None."""
+    from console.workflow.loaded import assemble
+
     try:
         plan = json.loads(body)
         validated = _validated(plan, path, digest)
@@ -147,6 +190,8 @@ def _validated(plan: Any, path: Path, digest: str) -> Validated | None:
         if raw is None or hashlib.sha256(raw).hexdigest() != expected:
             return None
     inventory = plan["inventory"]
+    from console.workflow.loaded import Validated
+
     return Validated(
         path=path, workflow=plan["workflow"],
         policy_files=tuple((Path(p), rules) for p, rules in plan["policy_files"]),

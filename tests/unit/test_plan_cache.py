@@ -244,7 +244,7 @@ def test_a_state_dir_that_cannot_keep_plans_changes_nothing(
     assert len(validations) == 2
 
 
-def test_a_run_of_a_kept_plan_imports_no_pydantic(workflow: Path, tmp_path: Path) -> None:
+def test_a_run_imports_no_pydantic_kept_plan_or_new_bytes(workflow: Path, tmp_path: Path) -> None:
     simple = tmp_path / "simple.toml"
     simple.write_text('[workflow]\nname = "one"\n[steps.only]\nrun = ["true"]\n')
     code = (
@@ -258,5 +258,6 @@ def test_a_run_of_a_kept_plan_imports_no_pydantic(workflow: Path, tmp_path: Path
                               env=os.environ, check=True, timeout=60)
         return done.stderr.strip().splitlines()[-1]
 
-    assert run() == "0 True"  # new bytes: validated
+    assert run() == "0 False"  # new bytes: validated in a child (workflow/validate_aside.py)
+    assert only_plan().exists()
     assert run() == "0 False"
