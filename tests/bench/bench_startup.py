@@ -8,8 +8,11 @@ in a new state (new bytes: validated first) and with the plan kept by an untimed
 (its audit and run logs removed), the two consoles back to back, the first of the two
 alternating. Then, untimed, the peak RSS of the console process itself (RUSAGE_SELF at its
 exit) and of the largest process it reaped (its steps, and on the new-bytes path of this
-checkout the child that validated), one step and new bytes. Both consoles run with this
-interpreter and compiled bytecode, their state in temp dirs, from a neutral directory.
+checkout the child that validated), new bytes, for one step and the 1000-step layered
+shape (concurrency 2). The kernel gives a step spawned through vfork the peak of the
+memory it leaves at exec, its parent's; a forked child's peak counts the pages it shares
+with its parent. Both consoles run with this interpreter and compiled bytecode, their state
+in temp dirs, from a neutral directory.
 """
 
 from __future__ import annotations
@@ -121,13 +124,15 @@ def run(before: Path, runs: int = 10) -> list[Figure]:
             figures.append(reported(f"command -> first step, {case}: after / before",
                                     median(pairs), "x", "median of paired ratios"))
         out = Path(tmp) / "rss"
-        for label, tree in trees.items():
-            measured = [peak_rss(one, tree, out) for _ in range(3)]
-            figures.append(reported(f"peak RSS, 1 step, new bytes: {label}, console itself",
-                                    median([own for own, _ in measured]), "MiB"))
-            figures.append(reported(f"peak RSS, 1 step, new bytes: {label}, largest child",
-                                    median([child for _, child in measured]), "MiB",
-                                    "its steps; after: the validating child"))
+        layered, _ = write_shape(Path(tmp), "layered", SHAPES["layered"](), 2)
+        for what, path in (("1 step", one), ("layered 1000", layered)):
+            for label, tree in trees.items():
+                measured = [peak_rss(path, tree, out) for _ in range(3)]
+                figures.append(reported(f"peak RSS, {what}, new bytes: {label}, the console",
+                                        median([own for own, _ in measured]), "MiB"))
+                figures.append(reported(f"peak RSS, {what}, new bytes: {label}, largest child",
+                                        median([child for _, child in measured]), "MiB",
+                                        "after: the validating child"))
     return figures
 
 

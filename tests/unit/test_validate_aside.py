@@ -51,15 +51,33 @@ class Meanwhile:
         self.calls += 1
 
 
-def no_children_left() -> bool:
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the children forked (this process has others: not os.waitpid(-1))."""
+    forked: list[int] = []
+    real = os.fork
+
+    def recording() -> int:
+        pid = real()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording)
+    return forked
+
+
+def reaped(pid: int) -> bool:
     try:
-        os.waitpid(-1, os.WNOHANG)
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         return True
     return False
 
 
-def test_new_bytes_are_validated_aside_and_kept(workflow: Path, here: list[str]) -> None:
+def test_new_bytes_are_validated_aside_and_kept(
+    workflow: Path, here: list[str], forks: list[int]
+) -> None:
     meanwhile = Meanwhile()
     loaded = load_for_run(workflow, meanwhile=meanwhile)
     assert here == [] and meanwhile.calls == 1
@@ -67,14 +85,14 @@ def test_new_bytes_are_validated_aside_and_kept(workflow: Path, here: list[str])
     assert only_plan().stat().st_mode & 0o777 == 0o600
     kept = kept_plan(workflow)
     assert kept is not None and comparable(kept) == comparable(loaded)
-    assert no_children_left()
+    assert len(forks) == 1 and reaped(forks[0])
 
 
-def test_a_kept_plan_needs_no_child(workflow: Path, here: list[str]) -> None:
+def test_a_kept_plan_needs_no_child(workflow: Path, here: list[str], forks: list[int]) -> None:
     load_for_run(workflow)
     meanwhile = Meanwhile()
     load_for_run(workflow, meanwhile=meanwhile)
-    assert here == [str(workflow)] and meanwhile.calls == 0
+    assert here == [str(workflow)] and meanwhile.calls == 0 and forks == []
 
 
 def test_an_invalid_workflow_raises_what_validation_raises(
@@ -109,7 +127,8 @@ def test_a_state_dir_that_cannot_keep_plans_costs_no_second_validation(
     pytest.param(b"", id="nothing"),
 ])
 def test_no_answer_from_the_child_means_validating_here(
-    workflow: Path, here: list[str], monkeypatch: pytest.MonkeyPatch, said: object
+    workflow: Path, here: list[str], monkeypatch: pytest.MonkeyPatch, said: object,
+    forks: list[int],
 ) -> None:
     def child_validates(path: str | Path) -> bytes:
         if isinstance(said, Exception):
@@ -121,7 +140,7 @@ def test_no_answer_from_the_child_means_validating_here(
     meanwhile = Meanwhile()
     assert load_for_run(workflow, meanwhile=meanwhile).name == "deploy"
     assert here == [str(workflow)] and meanwhile.calls == 1
-    assert no_children_left()
+    assert len(forks) == 1 and reaped(forks[0])
 
 
 def test_a_plan_that_no_longer_holds_is_validated_here(
@@ -142,16 +161,20 @@ def test_a_plan_that_no_longer_holds_is_validated_here(
     assert loaded.steps["build"].run[0] == "gmake"
 
 
-def test_what_stops_the_caller_stops_the_child(workflow: Path, here: list[str]) -> None:
+def test_what_stops_the_caller_stops_the_child(
+    workflow: Path, here: list[str], forks: list[int]
+) -> None:
     def interrupted() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         load_for_run(workflow, meanwhile=interrupted)
-    assert no_children_left()
+    assert len(forks) == 1 and reaped(forks[0])
 
 
-def test_a_threaded_process_validates_in_process(workflow: Path, here: list[str]) -> None:
+def test_a_threaded_process_validates_in_process(
+    workflow: Path, here: list[str], forks: list[int]
+) -> None:
     done = threading.Event()
     thread = threading.Thread(target=done.wait)
     thread.start()
@@ -161,4 +184,4 @@ def test_a_threaded_process_validates_in_process(workflow: Path, here: list[str]
     finally:
         done.set()
         thread.join()
-    assert here == [str(workflow)] and meanwhile.calls == 0
+    assert here == [str(workflow)] and meanwhile.calls == 0 and forks == []
