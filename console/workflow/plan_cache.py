@@ -9,7 +9,8 @@ the console, Python and the validating modules (console.workflow.*, pydantic, th
 parser, the CEL engine: their files' size and mtime) are the ones that validated it; then
 builds the LoadedWorkflow from it (console/workflow/loaded.py `assemble`, the same code a
 fresh validation ends with). Anything else - new bytes, a changed file, a different
-version - is validated in full, and what passes is kept.
+version - is validated in full, and what passes is kept; for a headless run, in a child
+process while the run imports what it needs (console/workflow/validate_aside.py).
 
 Params are never kept: every run checks its own (console/workflow/params.py); the time
 zones of `during` windows, the one thing validation reads from the system rather than the

@@ -46,7 +46,7 @@ def validate_aside(path: str | Path, meanwhile: Callable[[], object]) -> bytes |
     if threading.active_count() != 1 or not hasattr(os, "fork"):
         return None
     for stream in (sys.stdout, sys.stderr):  # a buffered line must not be written twice
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
     reader, writer = os.pipe()
     # Ctrl-C between the fork and the child ignoring it would raise in the child's copy of
