@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from console.commands.printer import PlainPrinter
 from console.errors import ConsoleError
@@ -20,6 +21,8 @@ from console.events import RunOutcome
 from console.host.process import (
     HostSpec,
     StartedHost,
+    absolute_settings,
+    enter_workdir,
     fork_host_process,
     report_started,
     start_host_process,
@@ -37,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
     with os.fdopen(args.spec_fd, "r") as feed:
         spec = HostSpec.from_json(json.load(feed))
     ready_fd: int = args.ready_fd
+    enter_workdir(Path(spec.workflow).parent)
     try:
         loaded = load_for_run(spec.workflow)
     except ConsoleError as exc:
@@ -54,13 +58,14 @@ def fork_host(
     """`console run --detach`: start the run host from this process (forked, so the run
     path's imports and the loaded workflow are reused), else as `console _host`."""
     run_id = new_run_id()
+    settings = absolute_settings(settings)
 
     def host_main(ready_fd: int) -> int:
         host = RunHost(loaded, dict(params), [PlainPrinter()], settings, run_id=run_id)
         settled()
         return EXIT_CODES[asyncio.run(_host(host, ready_fd))]
 
-    started = fork_host_process(run_id, settings, host_main)
+    started = fork_host_process(run_id, settings, host_main, loaded.base_dir)
     return started or start_host_process(loaded.path, params, settings)
 
 

@@ -9,11 +9,17 @@ not write, a missing secret). The host lives until the run has ended, cleanups i
 `fork_host_process` gives the same host without a second start-up: `console run --detach`
 has imported the run path and loaded the workflow already, so it forks, and the child
 becomes the host (new session, /dev/null, the log, no inherited descriptor).
+
+Either host works in its workflow's directory (`enter_workdir`): that is where its steps
+run unless they say otherwise, and a step whose directory is the host's own is started by
+posix_spawn, at less than half the parent's CPU of Popen (console/exec/step_process.py).
+So every path the host is handed is absolute, made so here in the caller's directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -95,6 +101,7 @@ def start_host_process(
     """Start a run host for `workflow` and return once its run has started. `env` replaces
     the host's environment (the service passes its credentials this way); the run is
     recorded as started by `initiator_uid` (default: this process's user)."""
+    settings = absolute_settings(settings)
     run_id = new_run_id()
     run_dir = settings.runs_dir / run_id
     paths.make_private_dirs(run_dir)
@@ -138,13 +145,14 @@ def start_host_process(
 
 
 def fork_host_process(
-    run_id: str, settings: EngineSettings, host_main: Callable[[int], int],
+    run_id: str, settings: EngineSettings, host_main: Callable[[int], int], workdir: Path,
     *, timeout_s: float = START_TIMEOUT_S,
 ) -> StartedHost | None:
     """Start the run host by forking this process, which has already imported the run path
     and loaded the workflow, so the run does not pay a second start-up. The child calls
-    `host_main(ready_fd)` in a session of its own, stdin from /dev/null, output to the run's
-    log, no other inherited descriptor; its return value is the exit code.
+    `host_main(ready_fd)` in a session of its own, in `workdir` (see enter_workdir), stdin
+    from /dev/null, output to the run's log, no other inherited descriptor; its return value
+    is the exit code. `settings` must be absolute_settings' (the child changes directory).
 
     None when forking is not safe here (threads are running): use start_host_process."""
     if threading.active_count() != 1:
@@ -158,7 +166,7 @@ def fork_host_process(
         stream.flush()  # nothing buffered here may be written twice
     pid = os.fork()
     if pid == 0:  # the child; its behaviour is tested through the CLI
-        _become_host(log_fd, ready_w, host_main)
+        _become_host(log_fd, ready_w, host_main, workdir)
     os.close(log_fd)
     os.close(ready_w)
     answer = _read_answer(ready_r, timeout_s)
@@ -173,11 +181,13 @@ def fork_host_process(
     return _started_or_raise(answer, run_id, pid, log_path, exit_code, timeout_s, terminate)
 
 
-def _become_host(log_fd: int, ready_fd: int, host_main: Callable[[int], int]) -> NoReturn:
+def _become_host(
+    log_fd: int, ready_fd: int, host_main: Callable[[int], int], workdir: Path
+) -> NoReturn:
     code = 1
     try:
         os.setsid()
-        os.chdir("/")
+        enter_workdir(workdir)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
@@ -194,6 +204,39 @@ def _become_host(log_fd: int, ready_fd: int, host_main: Callable[[int], int]) ->
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def absolute_settings(settings: EngineSettings) -> EngineSettings:
+    """`settings` with its paths made absolute in this process's directory: a relative
+    `$XDG_STATE_HOME` or `$CONSOLE_RUNTIME_DIR` means the caller's directory, never the
+    host's."""
+    return dataclasses.replace(
+        settings,
+        audit_path=Path(os.path.abspath(settings.audit_path)),
+        runs_dir=Path(os.path.abspath(settings.runs_dir)),
+        runtime_dir=Path(os.path.abspath(settings.runtime_dir)),
+    )
+
+
+def enter_workdir(directory: Path) -> None:
+    """In the host process: make the workflow's `directory` the working directory, where
+    its steps run by default, so they start through posix_spawn; whether a step may is
+    checked at each start (console/exec/step_process.py `_may_posix_spawn`: the directory
+    the path names now must be the one held), and nothing a step sees changes: its
+    directory, environment ($PWD is left as the host got it) and descriptors are the same.
+
+    A directory this process cannot enter (removed, or not searchable by the service's
+    user) leaves the host in `/`, as before: the run starts, and each step that would run
+    there fails to start, saying why."""
+    # `python -c` puts "" (this directory) first on sys.path: the host's later imports
+    # must not come from the workflow's directory.
+    with contextlib.suppress(OSError):
+        here = os.getcwd()
+        sys.path[:] = [here if entry == "" else entry for entry in sys.path]
+    try:
+        os.chdir(directory)
+    except OSError:
+        os.chdir("/")
 
 
 def fd_limit() -> int:
