@@ -122,11 +122,11 @@ def run(before: Path, runs: int = 5) -> list[Figure]:
             figures.append(reported(f"1 step, {what}: {label}",
                                     median([r[index] for r in got[label, "one"]]), "s"))
             figures.append(reported(f"per step, {what}: {label}",
-                                    1000 * median([r[index] for r in per_step[label]]), "ms"))
-        paired = [1000 * (a[index] - b[index])
+                                    1e6 * median([r[index] for r in per_step[label]]), "us"))
+        paired = [1e6 * (a[index] - b[index])
                   for a, b in zip(per_step["after"], per_step["before"], strict=True)]
         figures.append(reported(f"per step, {what}: after - before (paired)", median(paired),
-                                "ms"))
+                                "us"))
     return figures
 
 
