@@ -62,9 +62,10 @@ class Spawner:
     stderr on one pipe; returns (pid, the pipe's read end).
 
     posix_spawn needs three things Popen would otherwise do for it: the working directory
-    is the console's (Python 3.11's posix_spawn cannot change it), the program is looked up
-    on the console's own PATH (the C library's posix_spawnp reads this process's), and no
-    descriptor is inherited beyond 0, 1 and 2 (made so once, on the first spawn).
+    is the console's (Python 3.11's posix_spawn cannot change it; any path to it will do),
+    the program is looked up on the console's own PATH (the C library's posix_spawnp reads
+    this process's), and no descriptor is inherited beyond 0, 1 and 2 (made so once, on the
+    first spawn).
     """
 
     def __init__(self) -> None:
@@ -102,9 +103,12 @@ class Spawner:
         if "/" not in argv[0] and env.get("PATH") != os.environ.get("PATH"):
             return False
         try:
-            return os.fspath(cwd) == os.getcwd()
+            # The same directory, whatever path names it (a symlinked checkout, /srv/current):
+            # looked up at each start, so a path switched to another directory is followed.
+            here, there = os.stat("."), os.stat(cwd)
         except OSError:
             return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
     def _posix_spawn(self, argv: Sequence[str], env: Mapping[str, str], write_end: int) -> int:
         if not self._swept:

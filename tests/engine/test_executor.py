@@ -307,6 +307,20 @@ def test_posix_spawn_starts_a_step_in_the_console_s_directory_on_its_path(
     assert (popen is None) == (spawned_by == "posix_spawn")
 
 
+def test_posix_spawn_knows_the_console_s_directory_by_any_path_to_it(
+        tmp_path: Path, spawned_by: str) -> None:
+    """A workflow reached through a symlinked directory runs where the console works too."""
+    (tmp_path / "current").symlink_to(tmp_path)
+    spawner = Spawner()
+    pid, output, popen = spawner.spawn(("pwd",), dict(os.environ), tmp_path / "current")
+    shown = os.read(output, 4096)
+    os.close(output)
+    os.waitpid(pid, 0)
+    spawner.close()
+    assert (popen is None) == (spawned_by == "posix_spawn")
+    assert os.path.samefile(shown.decode().strip(), tmp_path)
+
+
 async def test_a_step_starts_with_no_signal_ignored(tmp_path: Path) -> None:
     # Python ignores SIGPIPE and SIGXFSZ; a step gets the defaults back (`yes | head` ends).
     # (glibc's posix_spawn leaves its two internal signals, 32 and 33, ignored: a program
