@@ -6,13 +6,13 @@ from spawn until the first `step.started` record is in the audit file (bench_vie
 spawn_until_record, polled every 1 ms) for a one-step workflow and the 200-step chain, each
 in a new state (new bytes: validated first) and with the plan kept by an untimed first run
 (its audit and run logs removed), the two consoles back to back, the first of the two
-alternating. Then, untimed, the peak RSS of the console process itself (RUSAGE_SELF at its
-exit) and of the largest process it reaped (its steps, and on the new-bytes path of this
-checkout the child that validated), new bytes, for one step and the 1000-step layered
-shape (concurrency 2). The kernel gives a step spawned through vfork the peak of the
-memory it leaves at exec, its parent's; a forked child's peak counts the pages it shares
-with its parent. Both consoles run with this interpreter and compiled bytecode, their state
-in temp dirs, from a neutral directory.
+alternating. Then, untimed, new bytes, for one step and the 1000-step layered shape
+(concurrency 2): the peak RSS and the CPU of the console process itself (RUSAGE_SELF at its
+exit) and of what it reaped (RUSAGE_CHILDREN: its steps, and on this checkout's new-bytes
+path the child that validated; for RSS, the largest one's peak). The kernel gives a step
+spawned through vfork the peak of the memory it leaves at exec, its parent's; a forked
+child's peak counts the pages it shares with its parent. Both consoles run with this
+interpreter and compiled bytecode, their state in temp dirs, from a neutral directory.
 """
 
 from __future__ import annotations
@@ -39,15 +39,18 @@ from bench_viewers import spawn_until_record
 from shapes import SHAPES, write_shape
 
 # Runs the console as `python -m console` does; at its exit (atexit: the console's own
-# exit runs it) appends "self children" peak RSS in KiB to the file named first.
-_RSS = (
+# exit runs it) appends to the file named first the peak RSS in KiB and the CPU seconds
+# (user + system) of the console itself and of what it reaped: "rss rss_children cpu
+# cpu_children".
+_USAGE = (
     "import atexit, resource, runpy, sys\n"
     "out = sys.argv.pop(1)\n"
     "def said():\n"
-    "    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-    "    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "    own = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    kids = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "    with open(out, 'a') as file:\n"
-    "        file.write(f'{own} {children}\\n')\n"
+    "        file.write(f'{own.ru_maxrss} {kids.ru_maxrss} {own.ru_utime + own.ru_stime} '\n"
+    "                   f'{kids.ru_utime + kids.ru_stime}\\n')\n"
     "atexit.register(said)\n"
     "runpy.run_module('console', run_name='__main__', alter_sys=True)\n"
 )
@@ -79,14 +82,15 @@ def first_step(path: Path, tree: Path, kept: bool) -> float:
     return took
 
 
-def peak_rss(path: Path, tree: Path, out: Path) -> tuple[float, float]:
-    """MiB: the console process's own peak, and the largest of what it reaped."""
+def usage(path: Path, tree: Path, out: Path) -> tuple[float, float, float, float]:
+    """Peak RSS in MiB of the console process and of the largest of what it reaped; CPU
+    seconds of the console and of what it reaped."""
     with isolated_state() as base:
-        subprocess.run([PYTHON, "-c", _RSS, str(out), "run", str(path), "--no-tui"],
+        subprocess.run([PYTHON, "-c", _USAGE, str(out), "run", str(path), "--no-tui"],
                        env=_env(base, tree), stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, check=True)
-    own, children = out.read_text().split()[-2:]
-    return int(own) / 1024, int(children) / 1024
+    rss, rss_children, cpu, cpu_children = out.read_text().split()[-4:]
+    return int(rss) / 1024, int(rss_children) / 1024, float(cpu), float(cpu_children)
 
 
 def spread(values: list[float]) -> str:
@@ -127,12 +131,17 @@ def run(before: Path, runs: int = 10) -> list[Figure]:
         layered, _ = write_shape(Path(tmp), "layered", SHAPES["layered"](), 2)
         for what, path in (("1 step", one), ("layered 1000", layered)):
             for label, tree in trees.items():
-                measured = [peak_rss(path, tree, out) for _ in range(3)]
+                measured = [usage(path, tree, out) for _ in range(5)]
                 figures.append(reported(f"peak RSS, {what}, new bytes: {label}, the console",
-                                        median([own for own, _ in measured]), "MiB"))
+                                        median([m[0] for m in measured]), "MiB"))
                 figures.append(reported(f"peak RSS, {what}, new bytes: {label}, largest child",
-                                        median([child for _, child in measured]), "MiB",
+                                        median([m[1] for m in measured]), "MiB",
                                         "after: the validating child"))
+                figures.append(reported(f"CPU, {what}, new bytes: {label}, the console",
+                                        median([m[2] for m in measured]), "s"))
+                figures.append(reported(f"CPU, {what}, new bytes: {label}, what it reaped",
+                                        median([m[3] for m in measured]), "s",
+                                        "its steps; after: and the validating child"))
     return figures
 
 
