@@ -32,15 +32,12 @@ import os
 import stat
 import sys
 from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from console import __version__
 from console.paths import make_private_dirs, state_home
-
-if TYPE_CHECKING:  # imported once the plan is found, or while validation runs aside
-    from console.workflow.loaded import LoadedWorkflow, Validated
+from console.workflow.loaded import LoadedWorkflow, Validated, assemble
 
 FORMAT = 1
 MAX_PLAN_BYTES = 64 * 1024 * 1024
@@ -66,15 +63,10 @@ def load_for_run(path: str | Path, meanwhile: Callable[[], object] | None = None
     if meanwhile is not None and digest is not None:
         from console.workflow.validate_aside import validate_aside
 
-        def imports() -> None:
-            import_module("console.workflow.loaded")
-            meanwhile()
-
-        body = validate_aside(path, imports)  # raises WorkflowError as validation would
+        body = validate_aside(path, meanwhile)  # raises WorkflowError as validation would
         loaded = None if body is None else from_body(body, absolute, digest)
         if loaded is not None:
             return loaded
-    from console.workflow.loaded import assemble
     from console.workflow.loader import validate_workflow
 
     validated = validate_workflow(path)
@@ -150,8 +142,6 @@ def from_body(body: bytes, path: Path, digest: str) -> LoadedWorkflow | None:
     """The workflow a plan's `body` describes, if the plan holds for `path` (absolute) whose
     bytes now have SHA-256 `digest`, and for the files, code and time zones as they are
     now; else None."""
-    from console.workflow.loaded import assemble
-
     try:
         plan = json.loads(body)
         validated = _validated(plan, path, digest)
@@ -191,8 +181,6 @@ def _validated(plan: Any, path: Path, digest: str) -> Validated | None:
         if raw is None or hashlib.sha256(raw).hexdigest() != expected:
             return None
     inventory = plan["inventory"]
-    from console.workflow.loaded import Validated
-
     return Validated(
         path=path, workflow=plan["workflow"],
         policy_files=tuple((Path(p), rules) for p, rules in plan["policy_files"]),
