@@ -75,18 +75,17 @@ identity = "~/.ssh/deploy"
 """
 
 
-@pytest.fixture
-def workflow(tmp_path: Path) -> Path:
-    (tmp_path / "prod.toml").write_text(POLICY)
-    (tmp_path / "hosts.toml").write_text(HOSTS)
-    path = tmp_path / "workflow.toml"
+def write_workflow_files(directory: Path) -> Path:
+    """The workflow above with its shared policy and inventory files; its path."""
+    (directory / "prod.toml").write_text(POLICY)
+    (directory / "hosts.toml").write_text(HOSTS)
+    path = directory / "workflow.toml"
     path.write_text(WORKFLOW)
     return path
 
 
-@pytest.fixture
-def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Each full validation load_for_run asks for, by path."""
+def count_validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each full validation done in this process from now on, by path."""
     seen: list[str] = []
     real = loader.validate_workflow
 
@@ -96,6 +95,17 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(loader, "validate_workflow", counting)
     return seen
+
+
+@pytest.fixture
+def workflow(tmp_path: Path) -> Path:
+    return write_workflow_files(tmp_path)
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each full validation load_for_run asks for, by path."""
+    return count_validations(monkeypatch)
 
 
 def comparable(loaded: LoadedWorkflow) -> tuple[object, ...]:

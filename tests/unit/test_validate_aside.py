@@ -7,40 +7,30 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from console.errors import WorkflowError
-from console.workflow import loader, validate_aside
+from console.workflow import validate_aside
 from console.workflow.loader import load_workflow
 from console.workflow.plan_cache import kept_plan, load_for_run, plans_dir
-from tests.unit.test_plan_cache import comparable, only_plan
+from tests.unit.test_plan_cache import (
+    comparable,
+    count_validations,
+    only_plan,
+    write_workflow_files,
+)
 
 
 @pytest.fixture
 def workflow(tmp_path: Path) -> Path:
-    from tests.unit.test_plan_cache import HOSTS, POLICY, WORKFLOW
-
-    (tmp_path / "prod.toml").write_text(POLICY)
-    (tmp_path / "hosts.toml").write_text(HOSTS)
-    path = tmp_path / "workflow.toml"
-    path.write_text(WORKFLOW)
-    return path
+    return write_workflow_files(tmp_path)
 
 
 @pytest.fixture
 def here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Each validation done in this process (the child's are its own)."""
-    seen: list[str] = []
-    real = loader.validate_workflow
-
-    def counting(path: str | Path) -> Any:
-        seen.append(str(path))
-        return real(path)
-
-    monkeypatch.setattr(loader, "validate_workflow", counting)
-    return seen
+    return count_validations(monkeypatch)
 
 
 class Meanwhile:
