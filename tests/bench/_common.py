@@ -111,6 +111,20 @@ class ChildRun:
     cpu_s: float = 0.0  # user + system of the child and the descendants it reaped
 
 
+def keep_plan(console: Sequence[str], path: Path, env: dict[str, str]) -> None:
+    """Run `path` once in the state `env` names, untimed, so that its validated plan is kept
+    (console/workflow/plan_cache.py); then remove that run's audit file and logs."""
+    import shutil
+
+    warm = subprocess.run([*console, "run", str(path), "--no-tui"], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    if warm.returncode != 0:
+        raise SystemExit(f"console exited {warm.returncode}: {warm.stderr[-2000:]!r}")
+    state = Path(env["XDG_STATE_HOME"]) / "console"
+    (state / "audit.jsonl").unlink()
+    shutil.rmtree(state / "runs")
+
+
 def timed_child(
     argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> ChildRun:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import compileall
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from _common import (
     PYTHON,
     Figure,
     isolated_state,
+    keep_plan,
     median,
     percentile,
     print_figures,
@@ -60,21 +60,11 @@ def _env(base: dict[str, str], tree: Path) -> dict[str, str]:
     return {**base, "PYTHONPATH": str(tree)}
 
 
-def _keep_plan(path: Path, env: dict[str, str]) -> None:
-    warm = subprocess.run([PYTHON, "-m", "console", "run", str(path), "--no-tui"], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    if warm.returncode != 0:
-        raise SystemExit(f"console exited {warm.returncode}: {warm.stderr[-2000:]!r}")
-    state = Path(env["XDG_STATE_HOME"]) / "console"
-    (state / "audit.jsonl").unlink()
-    shutil.rmtree(state / "runs")
-
-
 def first_step(path: Path, tree: Path, kept: bool) -> float:
     with isolated_state() as base:
         env = _env(base, tree)
         if kept:
-            _keep_plan(path, env)
+            keep_plan([PYTHON, "-m", "console"], path, env)
         took, process = spawn_until_record(
             [PYTHON, "-m", "console", "run", str(path), "--no-tui"], env, "step.started", 0.001)
         if process.wait(timeout=120) != 0:

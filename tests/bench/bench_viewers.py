@@ -66,6 +66,7 @@ from _common import (
     Figure,
     at_most,
     isolated_state,
+    keep_plan,
     median,
     print_figures,
     reported,
@@ -501,13 +502,7 @@ def first_step(path: Path, how: str = "--no-tui", kept: bool = False) -> float:
     the state is new: the bytes are validated, as on a workflow's first run."""
     with isolated_state() as env:
         if kept:
-            warm = subprocess.run([*CONSOLE, "run", str(path), "--no-tui"], env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, check=False)
-            if warm.returncode != 0:
-                raise SystemExit(f"console exited {warm.returncode}: {warm.stderr[-2000:]!r}")
-            state = Path(env["XDG_STATE_HOME"]) / "console"
-            (state / "audit.jsonl").unlink()
-            shutil.rmtree(state / "runs")
+            keep_plan(CONSOLE, path, env)
         took, process = spawn_until_record([*CONSOLE, "run", str(path), how], env,
                                            "step.started", 0.001)
         said = _finish(process, env)
