@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.pilot import Pilot
 
 from console.events import GateOpened, RunStarted, StepFinished, StepStarted, WaveStarted
+from console.run.state import StepState
 from console.ui.app import ConsoleApp
 from console.ui.screens.instances import InstancePicker
 from console.ui.widgets.node_status import describe
@@ -161,3 +162,13 @@ async def test_a_gate_between_waves_names_the_wave_it_holds_back(tmp_path: Path)
         dag = screen.dag
         drawn = [dag.render_line(y).text for y in range(dag.size.height)]
         assert any("wave 2/2, awaiting 0/1" in line or look.word in line for line in drawn)
+
+
+def test_a_finished_group_says_its_failures_first() -> None:
+    """At 80 columns the summary cuts a group's word: what went wrong comes before it."""
+    clean = StepState(id="deploy", status="succeeded",
+                      instance_counts={"succeeded": 9, "reused": 1})
+    assert describe(clean, NOW).word == "succeeded: 10 of 10 ok"
+    broken = StepState(id="deploy", status="failed",
+                       instance_counts={"succeeded": 7, "failed": 2, "error": 1})
+    assert describe(broken, NOW).word == "failed: 3 failed, 7 ok of 10"

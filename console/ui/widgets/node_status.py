@@ -109,7 +109,10 @@ def describe(step: StepState, now: datetime) -> StatusLook:
         if step.finished:
             ok = counts.get("succeeded", 0) + counts.get("reused", 0)
             bad = counts.get("failed", 0) + counts.get("error", 0)
-            word = f"{status}: {ok} ok, {bad} failed of {sum(counts.values())}"
+            total = sum(counts.values())
+            # The failures first: cut short at 80 columns, what went wrong still shows.
+            word = (f"{status}: {ok} of {total} ok" if not bad
+                    else f"{status}: {bad} failed, {ok} ok of {total}")
             short = f"{ok}/{sum(counts.values())} ok"
         else:
             word = instance_summary(counts)
