@@ -17,6 +17,7 @@ from tests.e2e.tmux_console import (
     console_in_tmux,
     reverse_video,
 )
+from tests.engine.cli_runs import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -60,6 +61,17 @@ def selected(screen: Screen, steps: list[str]) -> str:
     return names[0]
 
 
+def selection_is(screen: Screen, steps: list[str], name: str) -> None:
+    """Wait until `name`'s card is the one selected: on a busy machine the DAG can be
+    redrawn a frame after the screen line a test waited for."""
+    def on_it() -> bool:
+        names = [n for n in re.findall(rf"[{ICONS}] ([\w.-]+)",
+                                       "\n".join(reverse_video(screen))) if n in steps]
+        return names == [name]
+
+    wait_for(f"{name} selected", on_it)
+
+
 def approve_and_quit(screen: Screen) -> None:
     screen.send("a")
     screen.wait_for("reason (required)")
@@ -82,7 +94,7 @@ def test_the_demo_fits_at_80x24_opening_on_its_first_layer(tmp_path: Path) -> No
         rows = dag_rows(shown)
         assert_every_card_whole(rows, DEMO)
         assert "checkout" in rows[0]
-        assert selected(screen, DEMO) == "release"  # what needs attention: the gate
+        selection_is(screen, DEMO, "release")  # what needs attention: the gate
         approve_and_quit(screen)
 
 
@@ -95,13 +107,13 @@ def test_bluegreen_fits_at_80x24_and_its_names_stay_whole_beside_the_detail(
         rows = dag_rows(shown)
         assert_every_card_whole(rows, BLUEGREEN)
         assert "build" in rows[0]
-        assert selected(screen, BLUEGREEN) == "switch-traffic"
+        selection_is(screen, BLUEGREEN, "switch-traffic")
         screen.send("Enter")  # the detail opens beside a narrower DAG
         shown = screen.wait_for("▶ log")
         narrowed = dag_rows(shown)
         assert max(len(row) for row in narrowed) < 45
         assert_every_card_whole(narrowed, BLUEGREEN)
-        assert selected(screen, BLUEGREEN) == "switch-traffic"
+        selection_is(screen, BLUEGREEN, "switch-traffic")
         screen.send("Escape")
         screen.wait_for("▶ log", gone=True)
         approve_and_quit(screen)

@@ -21,7 +21,7 @@ from tests.e2e.tmux_console import (
     console_in_tmux,
     reverse_video,
 )
-from tests.engine.cli_runs import wait_for_record
+from tests.engine.cli_runs import wait_for, wait_for_record
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -114,9 +114,13 @@ def test_no_notice_covers_a_dialog_the_selected_step_or_the_audit_rows(
 ) -> None:
     with console_in_tmux(tmp_path, "run", "workflows/demo.toml", size=size) as screen:
         shown = screen.wait_for(NOTICE, "awaiting 0/1", seconds=40)
-        selected = reverse_video(screen)
-        assert selected[0].startswith("◆ release")
-        assert any("awaiting 0/1" in row for row in selected)  # its status row too
+
+        def on_the_gate() -> bool:
+            selected = reverse_video(screen)
+            return (bool(selected) and selected[0].startswith("◆ release")
+                    and any("awaiting 0/1" in row for row in selected))  # its status row too
+
+        wait_for("the gate's card selected", on_the_gate)
         screen.send("b")  # the audit pane
         shown = screen.wait_for("Audit · verified", "gate.opened")
         rows = shown.splitlines()
