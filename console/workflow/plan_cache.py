@@ -31,6 +31,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from console.workflow.loaded import LoadedWorkflow, Validated, assemble
 FORMAT = 1
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 KEEP_PLANS = 64
+STALE_TEMPORARY_S = 600.0
 # Modules whose code decides what is valid; their files' (size, mtime) are part of a plan.
 _VALIDATORS = ("console.workflow.", "pydantic", "pydantic_core", "tomli", "cel.cel")
 
@@ -257,8 +259,18 @@ def _read(path: Path, own: bool = False) -> bytes | None:
 
 
 def _prune(directory: Path) -> None:
-    """At most KEEP_PLANS plans: the least recently written go."""
-    entries = [e for e in os.scandir(directory) if e.name.endswith(".json")]
+    """At most KEEP_PLANS plans: the least recently written go. A temporary file left by a
+    writer that was killed mid-write (a plan is written in milliseconds) goes after
+    STALE_TEMPORARY_S."""
+    stale = time.time() - STALE_TEMPORARY_S
+    entries = []
+    for entry in os.scandir(directory):
+        if entry.name.endswith(".json"):
+            entries.append(entry)
+        elif entry.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < stale:
+                    os.unlink(entry.path)
     if len(entries) <= KEEP_PLANS:
         return
     entries.sort(key=lambda e: e.stat().st_mtime_ns)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,17 @@ def test_a_run_imports_no_pydantic_kept_plan_or_new_bytes(workflow: Path, tmp_pa
     assert run() == "0 False"  # new bytes: validated in a child (workflow/validate_aside.py)
     assert only_plan().exists()
     assert run() == "0 False"
+
+
+def test_a_temporary_plan_left_by_a_killed_writer_goes_in_time(workflow: Path) -> None:
+    """A writer killed mid-write (Ctrl-C during the child's validation) leaves its temporary
+    file; the next plan kept removes it once it is stale, never one being written now."""
+    plans_dir().mkdir(parents=True, mode=0o700, exist_ok=True)
+    left = plans_dir() / ".abc.json.4242.tmp"
+    left.write_bytes(b"half a plan")
+    stale = time.time() - plan_cache.STALE_TEMPORARY_S - 1
+    os.utime(left, (stale, stale))
+    fresh = plans_dir() / ".def.json.4343.tmp"
+    fresh.write_bytes(b"being written")
+    load_for_run(workflow)
+    assert not left.exists() and fresh.exists()
