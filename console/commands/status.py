@@ -42,6 +42,7 @@ from console.run.history import (
     view_live_only,
     view_run,
 )
+from console.run.state import held_wave
 from console.textsafe import terminal_safe
 
 DEFAULT_WIDTH = 80
@@ -132,7 +133,9 @@ def render_table(views: Sequence[RunView], width: int | None = None) -> str:
     for view, row in zip(views, table[1:], strict=True):
         lines.append(row)
         if view.live:
-            lines.extend(_cut_to("  " + gate_line(step, gate), width)
+            steps = view.state.get("steps") or {}
+            lines.extend(_cut_to("  " + gate_line(step, gate, (steps.get(step) or {}).get("wave")),
+                                 width)
                          for step, gate in view.gates.items())
     for view in views:
         if not view.note:
@@ -157,13 +160,17 @@ def table_width() -> int | None:
     return None
 
 
-def gate_line(step: str, gate: Mapping[str, Any]) -> str:
-    """`deploy: awaiting approval 1/2 (you may approve)`, or `(not you: why)`."""
+def gate_line(step: str, gate: Mapping[str, Any], wave: Sequence[int] | None = None) -> str:
+    """`deploy: awaiting approval 1/2 (you may approve)`, or `(not you: why)`; a step on
+    many hosts between waves: `deploy: awaiting approval 0/1 for wave 3/3 (…)`."""
     override = str(gate.get("approve_command") or "").startswith("console override")
     line = f"{step}: " + ("awaiting an override" if override else "awaiting approval")
     required = gate.get("approvals_required")
     if isinstance(required, int) and required > 0:
         line += f" {gate.get('approvals', 0)}/{required}"
+    held = held_wave(wave)
+    if held is not None:
+        line += f" for wave {held[0]}/{held[1]}"
     may = gate.get("may_approve")
     if may is True:
         line += f" (you may {'override' if override else 'approve'})"

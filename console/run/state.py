@@ -6,7 +6,7 @@ replayed line by line give the same picture.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,6 +108,16 @@ class StepState:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+def held_wave(wave: Sequence[int] | None) -> tuple[int, int] | None:
+    """The wave a step on many hosts waits at its gate to start (number, of all), from its
+    last started `wave` (StepState.wave, or its JSON): the one after it. None before its
+    first wave, once every wave has started, or for a step on one host."""
+    if wave is None or len(wave) != 2:
+        return None
+    started, total = wave
+    return (started + 1, total) if started < total else None
 
 
 @dataclass

@@ -352,9 +352,9 @@ class WorkflowScreen(Screen[None]):
             hint = "a soft policy denies it: press o to override (reason required)"
         else:
             hint = f"needs {step.approvals_required} approval(s): press a to approve, x to deny"
-        from console.ui.widgets.node_status import held_wave
+        from console.run.state import held_wave
 
-        held = held_wave(step)
+        held = held_wave(step.wave)
         what = f"{sid}, wave {held[0]} of {held[1]}," if held is not None else sid
         self._gate_notices.add(sid)
         self.notify(f"{what} is waiting — {hint}", title="Approval needed",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from console.present import countdown, duration, step_time
-from console.run.state import StepState
+from console.run.state import StepState, held_wave
 from console.textsafe import terminal_safe
 from console.timestamps import parse_ts
 
@@ -75,7 +75,7 @@ def describe(step: StepState, now: datetime) -> StatusLook:
     elif status == "awaiting_approval":
         given = f"{len(step.approvals)}/{step.approvals_required}"
         word, short = f"awaiting approval {given}", f"awaiting {given}"
-        held = held_wave(step)
+        held = held_wave(step.wave)
         wave = f"{held[0]}/{held[1]}" if held is not None else ""
         if wave:  # said, so that a passed gate and the next one never look alike
             word, short = f"{word} for wave {wave}", f"{short}, wave {wave}"
@@ -122,15 +122,6 @@ def describe(step: StepState, now: datetime) -> StatusLook:
 
 _COUNTED = (("✓", ("succeeded", "reused")), ("▶", ("running", "retrying")),
             ("○", ("pending", "ready", "awaiting_approval")), ("✗", ("failed", "error")))
-
-
-def held_wave(step: StepState) -> tuple[int, int] | None:
-    """The wave a step on many hosts waits at its gate to start (number, of all): the one
-    after the last started. None before its first wave, or for a step on one host."""
-    if step.wave is None or step.instance_counts is None:
-        return None
-    started, total = step.wave
-    return (started + 1, total) if started < total else None
 
 
 def instance_summary(counts: dict[str, int]) -> str:
