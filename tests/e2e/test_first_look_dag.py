@@ -53,10 +53,15 @@ def assert_every_card_whole(rows: list[str], steps: list[str]) -> None:
     assert not touching, f"a label runs into a line: {touching}"
 
 
+def selected_names(screen: Screen, steps: list[str]) -> list[str]:
+    """The step names on the cards drawn in reverse video (the log's title may be too)."""
+    return [name for name in re.findall(rf"[{ICONS}] ([\w.-]+)",
+                                        "\n".join(reverse_video(screen))) if name in steps]
+
+
 def selected(screen: Screen, steps: list[str]) -> str:
-    """The name on the card drawn in reverse video (the log's title may be too)."""
-    names = [name for name in re.findall(rf"[{ICONS}] ([\w.-]+)",
-                                         "\n".join(reverse_video(screen))) if name in steps]
+    """The name on the one card drawn in reverse video."""
+    names = selected_names(screen, steps)
     assert len(names) == 1, f"not one selected card: {reverse_video(screen)}"
     return names[0]
 
@@ -64,12 +69,7 @@ def selected(screen: Screen, steps: list[str]) -> str:
 def selection_is(screen: Screen, steps: list[str], name: str) -> None:
     """Wait until `name`'s card is the one selected: on a busy machine the DAG can be
     redrawn a frame after the screen line a test waited for."""
-    def on_it() -> bool:
-        names = [n for n in re.findall(rf"[{ICONS}] ([\w.-]+)",
-                                       "\n".join(reverse_video(screen))) if n in steps]
-        return names == [name]
-
-    wait_for(f"{name} selected", on_it)
+    wait_for(f"{name} selected", lambda: selected_names(screen, steps) == [name])
 
 
 def approve_and_quit(screen: Screen) -> None:
